@@ -1,0 +1,58 @@
+"""`ollama-gpu-fix diagnose-bundle DIR [--json]` and `ollama-gpu-fix collect [DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ollama_gpu_fix import report
+from ollama_gpu_fix.bundle import BundleError, read_bundle
+from ollama_gpu_fix.parsers import build_snapshot
+from ollama_gpu_fix.rules import diagnose
+
+
+def _diagnose_bundle(args: argparse.Namespace) -> int:
+    try:
+        sections = read_bundle(args.directory)
+    except BundleError as exc:
+        print(f"ollama-gpu-fix: cannot read bundle: {exc}", file=sys.stderr)
+        return 2
+    snapshot = build_snapshot(sections)
+    diagnosis = diagnose(snapshot)
+    if args.json:
+        print(report.dumps(report.to_json(snapshot, diagnosis)))
+    else:
+        print(report.render_text(snapshot, diagnosis, host=str(args.directory)))
+    return 0
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from ollama_gpu_fix.collect import collect
+
+    return collect(args.directory)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ollama-gpu-fix",
+        description="Why does Ollama run on the CPU? Diagnose a bundle or collect one.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    diag = sub.add_parser("diagnose-bundle", help="diagnose a bundle directory offline")
+    diag.add_argument("directory")
+    diag.add_argument("--json", action="store_true", help="print the JSON report")
+    diag.set_defaults(func=_diagnose_bundle)
+    col = sub.add_parser("collect", help="write a bundle of this machine (what the probe sees)")
+    col.add_argument("directory", nargs="?", default=None, help="default: ./ollama-gpu-bundle-HOST")
+    col.set_defaults(func=_collect)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""One parser per bundle section: raw text in, typed records (ollama_gpu_fix.snapshot) out.
+
+Every parser is pure, takes the whole {file name: text} mapping, returns None when none of
+the files it reads is present, and never raises: odd lines are kept as raw evidence and
+unknown fields stay None. `build_snapshot` is the only entry point the rest of the code uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ollama_gpu_fix.parsers import (
+    containers,
+    cuda,
+    devices,
+    kernel,
+    nvidia,
+    ollama,
+    ollama_log,
+    os_release,
+    pci,
+    probe_meta,
+    rocm,
+    systemd,
+    users,
+    vulkan,
+)
+from ollama_gpu_fix.snapshot import Snapshot
+
+# Snapshot field -> parser. The parsers decide which files they read.
+PARSERS: dict[str, Callable[[Mapping[str, str]], Any]] = {
+    "probe": probe_meta.parse,
+    "os": os_release.parse,
+    "kernel": kernel.parse_proc_version,
+    "pci": pci.parse,
+    "modules": kernel.parse_modules,
+    "nvidia_smi": nvidia.parse_smi,
+    "nvidia_apps": nvidia.parse_apps,
+    "nvidia_kernel": nvidia.parse_kernel_driver,
+    "cuda": cuda.parse,
+    "packages": cuda.parse_packages,
+    "rocm": rocm.parse,
+    "vulkan": vulkan.parse,
+    "secure_boot": devices.parse_secure_boot,
+    "users": users.parse,
+    "dev_nodes": devices.parse_dev_nodes,
+    "libs": devices.parse_ldconfig,
+    "tegra": devices.parse_tegra,
+    "ollama_version": ollama.parse_version,
+    "ollama_libs": ollama.parse_libs,
+    "unit": systemd.parse,
+    "process": ollama.parse_process,
+    "shell_env": ollama.parse_shell_env,
+    "loaded_models": ollama.parse_loaded_models,
+    "log": ollama_log.parse,
+    "dmesg": kernel.parse_dmesg,
+    "container_run": containers.parse,
+}
+
+
+def build_snapshot(sections: Mapping[str, str]) -> Snapshot:
+    """Parse every section into one Snapshot. A parser bug degrades to "unknown", never a crash."""
+    snapshot = Snapshot(sections=sorted(sections))
+    for field_name, parser in PARSERS.items():
+        try:
+            value = parser(sections)
+        except Exception:  # noqa: BLE001 - a parser must never take the diagnosis down
+            value = None
+        setattr(snapshot, field_name, value)
+    return snapshot

@@ -1,0 +1,169 @@
+"""Render a diagnosis for people (text) and for programs (JSON). Pure: no host access."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from ollama_gpu_fix.findings import Diagnosis
+from ollama_gpu_fix.snapshot import Line, Snapshot
+
+NVIDIA, AMD, INTEL = "10de", "1002", "8086"
+VENDOR_NAMES = {NVIDIA: "NVIDIA", AMD: "AMD", INTEL: "Intel", "1af4": "virtio", "1234": "QEMU"}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Line):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def platform(snapshot: Snapshot) -> str:
+    """native, wsl2, wsl1, container, jetson or unknown: where Ollama's GPU path differs."""
+    if snapshot.kernel and snapshot.kernel.wsl:
+        return snapshot.kernel.wsl
+    if snapshot.tegra and snapshot.tegra.release:
+        return "jetson"
+    container = snapshot.probe.container if snapshot.probe else None
+    if (container and container != "none") or snapshot.container_run:
+        return "container"
+    if snapshot.probe or snapshot.kernel:
+        return "native"
+    return "unknown"
+
+
+def summary(snapshot: Snapshot) -> dict[str, Any]:
+    """The facts a user wants first: what machine, which GPUs, which driver stack, which Ollama."""
+    gpus: list[dict[str, Any]] = []
+    for dev in snapshot.pci or []:
+        if dev.is_gpu:
+            gpus.append(
+                {
+                    "address": dev.address,
+                    "vendor": VENDOR_NAMES.get(dev.vendor_id or "", dev.vendor_id),
+                    "device_id": dev.device_id,
+                    "name": dev.name,
+                    "driver": dev.driver,
+                }
+            )
+    smi = snapshot.nvidia_smi
+    nvidia = [
+        {
+            "name": g.name,
+            "memory_total_mib": g.memory_total_mib,
+            "compute_cap": g.compute_cap,
+            "bus_id": g.bus_id,
+        }
+        for g in (smi.gpus if smi else [])
+    ]
+    rocm = snapshot.rocm
+    unit = snapshot.unit
+    osr = snapshot.os
+    version = snapshot.ollama_version
+    return {
+        "os": (osr.pretty_name or " ".join(filter(None, [osr.id, osr.version_id])))
+        if osr
+        else None,
+        "kernel": snapshot.kernel.release if snapshot.kernel else None,
+        "platform": platform(snapshot),
+        "systemd": snapshot.probe.systemd if snapshot.probe else None,
+        "gpus": gpus,
+        "nvidia_gpus": nvidia,
+        "nvidia_driver": (smi.driver_version if smi else None)
+        or (snapshot.nvidia_kernel.version if snapshot.nvidia_kernel else None),
+        "cuda_driver_api": smi.cuda_version if smi else None,
+        "cuda_toolkit": snapshot.cuda.nvcc_version if snapshot.cuda else None,
+        "rocm": rocm.version if rocm else None,
+        "amd_gfx": sorted({a.gfx for a in (rocm.agents + rocm.kfd_nodes) if a.gfx})
+        if rocm
+        else [],
+        "ollama_version": version.version if version else None,
+        "ollama_installed": _ollama_installed(snapshot),
+        "service": None
+        if unit is None
+        else {
+            "active": unit.active_state,
+            "sub": unit.sub_state,
+            "user": unit.user,
+            "dropins": unit.dropin_paths,
+        },
+    }
+
+
+def _ollama_installed(snapshot: Snapshot) -> bool | None:
+    if snapshot.probe and "ollama" in snapshot.probe.tools:
+        return snapshot.probe.tools["ollama"] is not None
+    if snapshot.ollama_version and snapshot.ollama_version.client_version:
+        return True
+    return None
+
+
+def to_json(snapshot: Snapshot, diagnosis: Diagnosis, **extra: Any) -> dict[str, Any]:
+    """The JSON report: the keys ARCHITECTURE.md promises, plus a human summary."""
+    return {
+        "findings": [f.to_json() for f in diagnosis.findings],
+        "primary": diagnosis.primary,
+        "summary": summary(snapshot),
+        "snapshot": _plain(snapshot),
+        **extra,
+    }
+
+
+def dumps(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=2, sort_keys=False, default=str)
+
+
+def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = None) -> str:
+    """A short report: the machine, then findings (primary first) with evidence and the fix."""
+    s = summary(snapshot)
+    out: list[str] = []
+    title = f"== {host} ==" if host else "== ollama-gpu-fix diagnosis =="
+    out.append(title)
+    out.append(f"OS:        {s['os'] or 'unknown'}  (kernel {s['kernel'] or 'unknown'})")
+    out.append(f"Platform:  {s['platform']}" + ("" if s["systemd"] is not False else ", no systemd"))
+    if s["nvidia_gpus"]:
+        for g in s["nvidia_gpus"]:
+            mem = f", {g['memory_total_mib']} MiB" if g["memory_total_mib"] else ""
+            cc = f", compute capability {g['compute_cap']}" if g["compute_cap"] else ""
+            out.append(f"GPU:       {g['name']}{mem}{cc}")
+    else:
+        for g in s["gpus"]:
+            out.append(
+                f"GPU:       {g['vendor']} {g['name'] or g['device_id'] or ''} at {g['address']}"
+                f" (driver {g['driver'] or 'none'})"
+            )
+    if not s["gpus"] and not s["nvidia_gpus"]:
+        out.append("GPU:       none found")
+    out.append(
+        "Driver:    NVIDIA {d}, CUDA {c}; toolkit {t}; ROCm {r}{g}".format(
+            d=s["nvidia_driver"] or "-",
+            c=s["cuda_driver_api"] or "-",
+            t=s["cuda_toolkit"] or "-",
+            r=s["rocm"] or "-",
+            g=(" (" + ", ".join(s["amd_gfx"]) + ")") if s["amd_gfx"] else "",
+        )
+    )
+    installed = s["ollama_installed"]
+    if installed is False:
+        out.append("Ollama:    not installed")
+    else:
+        svc = s["service"]
+        state = f"service {svc['active']}/{svc['sub']}" if svc and svc["active"] else "no service"
+        out.append(f"Ollama:    {s['ollama_version'] or 'version unknown'}, {state}")
+    out.append(f"Primary:   {diagnosis.primary}")
+    ordered = sorted(diagnosis.findings, key=lambda f: f.code != diagnosis.primary)
+    for finding in ordered:
+        out.append(f"  [{finding.severity}] {finding.code}: {finding.summary}")
+        for line in finding.evidence[:6]:
+            out.append(f"      | {str(line)[:220]}")
+        if finding.remedy:
+            how = "fix_gpu.py applies" if finding.remedy.automatic else "advice"
+            out.append(f"      fix ({how}): {finding.remedy.summary}")
+    return "\n".join(out)

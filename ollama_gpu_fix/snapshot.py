@@ -1,0 +1,422 @@
+"""Typed records of what a host's evidence says: the output of parsing, the input of diagnosis.
+
+Every record keeps the raw lines it was built from (`Line`: section + text), so a finding can
+quote its evidence verbatim. A field that the evidence does not give stays None / empty:
+"unknown" is never guessed. Parsers (ollama_gpu_fix.parsers) build these; nothing here reads
+a host.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of evidence and the bundle file it came from."""
+
+    source: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.text}"
+
+
+# ---- probe bookkeeping --------------------------------------------------------------------
+
+
+@dataclass
+class ProbeMeta:
+    """What only a live probe knows: which tools and files are absent, who ran it, where."""
+
+    version: str | None = None
+    uid: int | None = None
+    tools: dict[str, str | None] = field(default_factory=dict)  # name -> path, None = absent
+    absent_files: list[str] = field(default_factory=list)
+    container: str | None = None  # docker, podman, lxc, systemd-nspawn, wsl, ... ; "none"
+    systemd: bool | None = None  # /run/systemd/system exists (booted with systemd)
+    arch: str | None = None
+    raw: list[Line] = field(default_factory=list)
+
+
+# ---- OS and platform ----------------------------------------------------------------------
+
+
+@dataclass
+class OsRelease:
+    id: str | None = None  # ubuntu, debian, rhel, rocky, fedora, arch, ...
+    id_like: list[str] = field(default_factory=list)
+    version_id: str | None = None
+    version_codename: str | None = None
+    pretty_name: str | None = None
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class KernelVersion:
+    release: str | None = None  # e.g. 6.8.0-45-generic, 5.15.153.1-microsoft-standard-WSL2
+    wsl: Literal["wsl1", "wsl2"] | None = None
+    raw: list[Line] = field(default_factory=list)
+
+
+# ---- PCI and kernel modules ---------------------------------------------------------------
+
+
+@dataclass
+class PciDevice:
+    address: str  # 0000:01:00.0 (domain added when the source omits it)
+    vendor_id: str | None = None  # lower-case hex without 0x: 10de, 1002, 8086
+    device_id: str | None = None
+    class_code: str | None = None  # 4 hex digits: 0300 VGA, 0302 3D, 0380 display
+    driver: str | None = None  # nvidia, amdgpu, nouveau, i915, xe, vfio-pci, ...
+    name: str | None = None  # human name from lspci, when known
+    raw: Line | None = None
+
+    @property
+    def is_gpu(self) -> bool:
+        return bool(self.class_code) and self.class_code.startswith("03")
+
+
+@dataclass
+class KernelModule:
+    name: str
+    size: int | None = None
+    refcount: int | None = None
+    raw: Line | None = None
+
+
+# ---- NVIDIA -------------------------------------------------------------------------------
+
+
+@dataclass
+class NvidiaGpu:
+    index: int | None = None
+    name: str | None = None
+    driver_version: str | None = None
+    memory_total_mib: int | None = None
+    memory_used_mib: int | None = None
+    compute_cap: str | None = None  # "9.0"
+    bus_id: str | None = None
+    uuid: str | None = None
+    raw: Line | None = None
+
+
+@dataclass
+class NvidiaSmi:
+    """nvidia-smi (plain table and/or --query-gpu csv)."""
+
+    driver_version: str | None = None
+    cuda_version: str | None = None  # "13.0"; "N/A" when libcuda is not reachable
+    gpus: list[NvidiaGpu] = field(default_factory=list)
+    error: Line | None = None  # "Failed to initialize NVML: ...", "NVIDIA-SMI has failed ..."
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class ComputeApp:
+    pid: int | None
+    process_name: str
+    used_memory_mib: int | None = None
+    raw: Line | None = None
+
+
+@dataclass
+class NvidiaKernelDriver:
+    """/proc/driver/nvidia/version: the loaded kernel module."""
+
+    version: str | None = None  # "580.95.05"
+    flavour: str | None = None  # "Open Kernel Module", "Kernel Module"
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class CudaToolkit:
+    version: str | None  # "12.4", "11.8"
+    path: str | None = None  # /usr/local/cuda-11.8
+    package: str | None = None  # nvidia-cuda-toolkit, cuda-toolkit-12-4
+    raw: Line | None = None
+
+
+@dataclass
+class CudaInstall:
+    """nvcc --version plus the toolkits and CUDA/NVIDIA packages found on the host."""
+
+    nvcc_version: str | None = None  # "12.4"
+    nvcc_path: str | None = None
+    toolkits: list[CudaToolkit] = field(default_factory=list)
+    packages: dict[str, str] = field(default_factory=dict)  # package name -> version
+    raw: list[Line] = field(default_factory=list)
+
+
+# ---- AMD ----------------------------------------------------------------------------------
+
+
+@dataclass
+class AmdAgent:
+    """One GPU agent from rocminfo or one KFD topology node."""
+
+    gfx: str | None = None  # gfx1031
+    name: str | None = None  # marketing name
+    uuid: str | None = None
+    node: int | None = None
+    vendor_id: str | None = None
+    device_id: str | None = None
+    drm_render_minor: int | None = None
+    simd_count: int | None = None
+    raw: Line | None = None
+
+
+@dataclass
+class Rocm:
+    """rocminfo, rocm-smi, /opt/rocm/.info/version and KFD topology, merged."""
+
+    version: str | None = None  # "6.1.2" from rocm-version.txt
+    agents: list[AmdAgent] = field(default_factory=list)  # GPU agents from rocminfo
+    kfd_nodes: list[AmdAgent] = field(default_factory=list)  # GPU nodes (simd_count > 0)
+    smi_devices: list[str] = field(default_factory=list)  # device lines of rocm-smi
+    error: Line | None = None  # rocminfo failing to open /dev/kfd, etc.
+    raw: list[Line] = field(default_factory=list)
+
+
+# ---- Vulkan, secure boot, Jetson ------------------------------------------------------------
+
+
+@dataclass
+class VulkanDevice:
+    index: int | None = None
+    name: str | None = None
+    device_type: str | None = None  # PHYSICAL_DEVICE_TYPE_DISCRETE_GPU / INTEGRATED_GPU / CPU
+    vendor_id: str | None = None  # lower-case hex
+    driver_name: str | None = None
+    api_version: str | None = None
+    raw: Line | None = None
+
+
+@dataclass
+class Vulkan:
+    devices: list[VulkanDevice] = field(default_factory=list)
+    error: Line | None = None
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class SecureBoot:
+    enabled: bool | None = None
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class TegraRelease:
+    release: str | None = None  # "R36"
+    revision: str | None = None  # "4.0"
+    raw: list[Line] = field(default_factory=list)
+
+
+# ---- users, devices, libraries -----------------------------------------------------------------
+
+
+@dataclass
+class UserIds:
+    user: str
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[str] = field(default_factory=list)
+    raw: Line | None = None
+
+
+@dataclass
+class DevNode:
+    path: str  # /dev/kfd, /dev/dri/renderD128, /dev/nvidia0, /dev/dxg
+    mode: str | None = None  # crw-rw----
+    owner: str | None = None
+    group: str | None = None
+    raw: Line | None = None
+
+
+@dataclass
+class SharedLib:
+    soname: str  # libcuda.so.1
+    path: str  # /usr/lib/x86_64-linux-gnu/libcuda.so.1
+    arch: str | None = None  # "x86-64", "i386"
+    raw: Line | None = None
+
+
+# ---- Ollama -------------------------------------------------------------------------------------
+
+
+@dataclass
+class OllamaVersion:
+    version: str | None = None  # server version when it answered, else client version
+    client_version: str | None = None
+    server_reachable: bool | None = None  # False: "could not connect to a running Ollama"
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class OllamaLibs:
+    """Ollama's bundled lib/ollama directories."""
+
+    roots: list[str] = field(default_factory=list)  # /usr/local/lib/ollama, /usr/lib/ollama
+    variants: list[str] = field(default_factory=list)  # cuda_v12, cuda_v13, rocm, vulkan, ...
+    rocblas_targets: list[str] = field(default_factory=list)  # gfx from TensileLibrary_lazy_*.dat
+    files: list[str] = field(default_factory=list)
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class UnitFile:
+    path: str
+    environment: dict[str, str] = field(default_factory=dict)  # Environment= in this file
+    lines: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class SystemdUnit:
+    """`systemctl cat ollama` plus `systemctl show ollama -p ...`."""
+
+    fragment: UnitFile | None = None
+    dropins: list[UnitFile] = field(default_factory=list)
+    exec_start: str | None = None
+    user: str | None = None
+    group: str | None = None
+    active_state: str | None = None  # active, inactive, failed
+    sub_state: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)  # effective, from `show`
+    dropin_paths: list[str] = field(default_factory=list)  # loaded drop-ins, from `show`
+    need_daemon_reload: bool | None = None
+    missing: bool | None = None  # "No files found for ollama.service"
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class OllamaProcess:
+    """The running `ollama serve` process as seen in /proc."""
+
+    pid: int | None = None
+    user: str | None = None
+    cmdline: str | None = None
+    parent: str | None = None  # parent's comm: systemd, bash, docker-init, ...
+    under_systemd: bool | None = None  # cgroup is ollama.service
+    environment: dict[str, str] = field(default_factory=dict)  # GPU-relevant variables only
+    raw: list[Line] = field(default_factory=list)
+
+
+@dataclass
+class ShellEnvAssignment:
+    """A GPU-relevant variable set in a shell profile (read by logins, never by systemd)."""
+
+    file: str
+    name: str
+    value: str
+    raw: Line | None = None
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    size: int | None = None  # bytes
+    size_vram: int | None = None
+    processor: str | None = None  # "100% GPU", "48%/52% CPU/GPU", "100% CPU"
+    raw: Line | None = None
+
+    @property
+    def gpu_fraction(self) -> float | None:
+        if self.size and self.size_vram is not None and self.size > 0:
+            return min(self.size_vram / self.size, 1.0)
+        return None
+
+
+# ---- Ollama's log -------------------------------------------------------------------------------
+
+
+@dataclass
+class ComputeDevice:
+    """One `msg="inference compute"` line (era A fields or era B/C fields)."""
+
+    library: str | None = None  # cuda, rocm, cpu (era A); CUDA, ROCm, Vulkan, cpu (B/C)
+    id: str | None = None
+    variant: str | None = None
+    compute: str | None = None  # "8.6", "gfx1030"
+    driver: str | None = None
+    name: str | None = None
+    description: str | None = None
+    type: str | None = None  # discrete, iGPU
+    total: str | None = None  # "12.0 GiB"
+    available: str | None = None
+    raw: Line | None = None
+
+    @property
+    def is_cpu(self) -> bool:
+        return (self.library or "").lower() == "cpu"
+
+
+@dataclass
+class LogEvent:
+    """A log line that matched a known signature (knowledge.log_signatures)."""
+
+    signature: str  # signature id, e.g. "nvidia-driver-too-old"
+    line: Line
+    fields: dict[str, str] = field(default_factory=dict)  # captured key=value pairs
+
+
+@dataclass
+class OllamaLog:
+    compute: list[ComputeDevice] = field(default_factory=list)  # of the last discovery run
+    events: list[LogEvent] = field(default_factory=list)
+    server_env: dict[str, str] | None = None  # from msg="server config" env="map[...]"
+    server_env_line: Line | None = None
+    version: str | None = None  # from a `Listening on ... (version X)` line
+    total_vram: str | None = None  # "0 B" from low-vram / vram-based-context lines
+    layers_offloaded: tuple[int, int] | None = None  # (on GPU, total) of the last load
+    gpu_lines: list[Line] = field(default_factory=list)  # other lines that speak of GPUs
+    line_count: int = 0
+
+
+# ---- containers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ContainerRun:
+    raw: list[Line] = field(default_factory=list)
+    gpus_flag: bool = False  # --gpus / deploy.resources.reservations.devices
+    devices: list[str] = field(default_factory=list)  # --device /dev/kfd ...
+    env: dict[str, str] = field(default_factory=dict)
+    runtime: str | None = None
+    image: str | None = None
+
+
+# ---- the snapshot -------------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """Everything known about one host. A None field means the evidence was not collected."""
+
+    probe: ProbeMeta | None = None
+    os: OsRelease | None = None
+    kernel: KernelVersion | None = None
+    pci: list[PciDevice] | None = None
+    modules: list[KernelModule] | None = None
+    nvidia_smi: NvidiaSmi | None = None
+    nvidia_apps: list[ComputeApp] | None = None
+    nvidia_kernel: NvidiaKernelDriver | None = None
+    cuda: CudaInstall | None = None
+    packages: dict[str, str] | None = None  # GPU-related installed packages: name -> version
+    rocm: Rocm | None = None
+    vulkan: Vulkan | None = None
+    secure_boot: SecureBoot | None = None
+    users: list[UserIds] | None = None
+    dev_nodes: list[DevNode] | None = None
+    libs: list[SharedLib] | None = None
+    tegra: TegraRelease | None = None
+    ollama_version: OllamaVersion | None = None
+    ollama_libs: OllamaLibs | None = None
+    unit: SystemdUnit | None = None
+    process: OllamaProcess | None = None
+    shell_env: list[ShellEnvAssignment] | None = None
+    loaded_models: list[LoadedModel] | None = None  # api-ps.json, else `ollama ps`
+    log: OllamaLog | None = None
+    dmesg: list[Line] | None = None
+    container_run: ContainerRun | None = None
+    sections: list[str] = field(default_factory=list)  # bundle files that were present
