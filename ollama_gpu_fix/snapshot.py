@@ -147,6 +147,8 @@ class CudaInstall:
     toolkits: list[CudaToolkit] = field(default_factory=list)
     packages: dict[str, str] = field(default_factory=dict)  # package name -> version
     raw: list[Line] = field(default_factory=list)
+    # library dirs that /etc/ld.so.conf(.d) lines naming cuda put on the loader path
+    ld_conf_paths: list[str] = field(default_factory=list)
 
 
 # ---- AMD ----------------------------------------------------------------------------------
