@@ -1,0 +1,3 @@
+"""This machine only: `pyinfra inventories/local.py deploys/diagnose.py` (same as `@local`)."""
+
+local = ["@local"]

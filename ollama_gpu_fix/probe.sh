@@ -1,0 +1,731 @@
+#!/bin/sh
+# ollama-gpu-fix probe v1: print every piece of evidence about why Ollama may run on the CPU
+# as one stream of named sections (format: docs/probe-sections.md).
+#
+# Why it looks like this:
+# - pyinfra runs it as ONE remote command (`sh -c '<this script>'`): one round trip per host.
+# - POSIX sh only (dash, busybox ash): the targets range from Ubuntu to Alpine containers.
+# - It ALWAYS exits 0 and prints valid UTF-8: pyinfra fails a host on a non-zero fact and
+#   decodes output as strict UTF-8.
+# - Read-only: it writes no file. Every external command is bounded by `timeout`.
+# - Any tool may be missing: sysfs and /proc are read with shell builtins where possible.
+#
+# Test hook: OGF_PROBE_PATH, when set, replaces PATH as is (no standard directories added).
+
+ogf_main() {
+	# ---- setup -------------------------------------------------------------------------
+	NONCE=
+	if [ -r /proc/sys/kernel/random/uuid ]; then
+		read -r NONCE </proc/sys/kernel/random/uuid 2>/dev/null
+		ogf_ifs=$IFS
+		IFS=-
+		# shellcheck disable=SC2086
+		set -- $NONCE
+		IFS=$ogf_ifs
+		NONCE="$1$2$3$4$5"
+	fi
+	case $NONCE in
+	'' | *[!A-Za-z0-9]*) NONCE="p$$t$(date +%s 2>/dev/null)" ;;
+	esac
+	case $NONCE in
+	*[!A-Za-z0-9]*) NONCE="p$$" ;;
+	esac
+
+	TMO=
+	if ogf_have timeout; then
+		if timeout 10 true >/dev/null 2>&1; then
+			TMO=timeout
+		elif timeout -t 10 true >/dev/null 2>&1; then
+			TMO="timeout -t" # busybox before 1.30
+		fi
+	fi
+	CAT=
+	ogf_have cat && CAT=cat
+	NVCC=$(command -v nvcc 2>/dev/null)
+	[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+
+	printf '%s\n' "ogf-probe v1 nonce=$NONCE"
+
+	ogf_scan_processes
+	ogf_scan_unit
+	ogf_api_host
+
+	# ---- sections, in the order of ollama_gpu_fix.bundle.SECTIONS ----------------------------
+	ogf_sec probe-meta.txt ogf_meta
+
+	if [ -r /etc/os-release ]; then
+		ogf_sec os-release.txt ogf_rd /etc/os-release
+	elif [ -r /usr/lib/os-release ]; then
+		ogf_sec os-release.txt ogf_rd /usr/lib/os-release
+	fi
+
+	if [ -r /proc/version ]; then
+		ogf_sec proc-version.txt ogf_rd /proc/version
+	elif ogf_have uname; then
+		ogf_sec proc-version.txt ogf_run uname -a
+	fi
+
+	ogf_have lspci && ogf_sec lspci.txt ogf_run lspci -nn
+	[ -d /sys/bus/pci/devices ] && ogf_sec pci-devices.txt ogf_pci
+	[ -r /proc/modules ] && ogf_sec lsmod.txt ogf_modules
+
+	if ogf_have nvidia-smi; then
+		ogf_sec nvidia-smi.txt ogf_run2 nvidia-smi
+		ogf_sec nvidia-smi-query.csv ogf_run2 nvidia-smi \
+			--query-gpu=index,name,driver_version,memory.total,memory.used,compute_cap,pci.bus_id,uuid \
+			--format=csv
+		ogf_sec nvidia-smi-apps.csv ogf_run2 nvidia-smi \
+			--query-compute-apps=pid,process_name,used_memory --format=csv
+	fi
+	[ -r /proc/driver/nvidia/version ] &&
+		ogf_sec proc-driver-nvidia-version.txt ogf_rd /proc/driver/nvidia/version
+
+	[ -n "$NVCC" ] && ogf_sec nvcc-version.txt ogf_run2 "$NVCC" --version
+	ogf_sec cuda-toolkits.txt ogf_cuda_toolkits
+	if ogf_have dpkg-query || ogf_have rpm || ogf_have pacman; then
+		ogf_sec packages.txt ogf_packages
+	fi
+
+	ogf_have rocminfo && ogf_sec rocminfo.txt ogf_run2 rocminfo
+	ogf_have rocm-smi && ogf_sec rocm-smi.txt ogf_run2 rocm-smi
+	[ -r /opt/rocm/.info/version ] && ogf_sec rocm-version.txt ogf_rd /opt/rocm/.info/version
+	[ -d /sys/class/kfd/kfd/topology/nodes ] && ogf_sec kfd-topology.txt ogf_kfd
+	ogf_have vulkaninfo && ogf_sec vulkaninfo.txt ogf_run2 vulkaninfo --summary
+	ogf_have mokutil && ogf_sec mokutil.txt ogf_run2 mokutil --sb-state
+
+	ogf_have id && ogf_sec groups.txt ogf_groups
+	ogf_sec dev-nodes.txt ogf_dev_nodes
+	ogf_sec ldconfig.txt ogf_ldconfig
+	[ -r /etc/nv_tegra_release ] && ogf_sec nv-tegra-release.txt ogf_rd /etc/nv_tegra_release
+
+	OLLAMA_BIN=$(command -v ollama 2>/dev/null)
+	[ -n "$OLLAMA_BIN" ] && ogf_sec ollama-version.txt ogf_ollama -v
+	ogf_sec ollama-libs.txt ogf_ollama_libs
+
+	if [ -n "$UNIT_CAT" ]; then
+		ogf_sec systemctl-cat.txt printf '%s\n' "$UNIT_CAT"
+	fi
+	if [ -n "$UNIT_SHOW" ]; then
+		ogf_sec systemctl-show.txt printf '%s\n' "$UNIT_SHOW"
+	fi
+	[ -n "$PROC_OUT" ] && ogf_sec ollama-process.txt printf '%s\n' "$PROC_OUT"
+	ogf_sec shell-env.txt ogf_shell_env
+
+	[ -n "$OLLAMA_BIN" ] && ogf_sec ollama-ps.txt ogf_ollama ps
+	ogf_api_ps
+	ogf_serve_log
+	ogf_dmesg
+}
+
+# ---- helpers -------------------------------------------------------------------------------
+
+ogf_have() { command -v "$1" >/dev/null 2>&1; }
+
+# Bounded external command: stdout only / stdout and stderr.
+ogf_run() { $TMO ${TMO:+10} "$@" 2>/dev/null; }
+ogf_run2() { $TMO ${TMO:+10} "$@" 2>&1; }
+
+# Read a file without needing cat.
+ogf_rd() {
+	if [ -n "$CAT" ]; then
+		cat -- "$1" 2>/dev/null
+	else
+		while IFS= read -r ogf_l || [ -n "$ogf_l" ]; do
+			printf '%s\n' "$ogf_l"
+		done <"$1"
+	fi
+}
+
+# Print a section: header, then what the command printed (a final newline guaranteed).
+ogf_sec() {
+	ogf_name=$1
+	shift
+	ogf_out=$("$@")
+	printf '%s\n' "--ogf-$NONCE-- $ogf_name"
+	[ -n "$ogf_out" ] && printf '%s\n' "$ogf_out"
+	return 0
+}
+
+# Last N lines of a command's output (all of them when tail is missing).
+ogf_tail() {
+	if ogf_have tail; then tail -n "$1"; else ogf_rd /dev/stdin; fi
+}
+
+ogf_user_name() { # uid -> name, from /etc/passwd
+	ogf_un=$1
+	while IFS=: read -r ogf_pn ogf_pp ogf_pu ogf_rest; do
+		if [ "$ogf_pu" = "$1" ]; then
+			ogf_un=$ogf_pn
+			break
+		fi
+	done </etc/passwd 2>/dev/null
+	printf '%s\n' "$ogf_un"
+}
+
+ogf_user_home() { # name -> home, from /etc/passwd
+	while IFS=: read -r ogf_pn ogf_pp ogf_pu ogf_pg ogf_pc ogf_ph ogf_rest; do
+		if [ "$ogf_pn" = "$1" ]; then
+			printf '%s\n' "$ogf_ph"
+			return 0
+		fi
+	done </etc/passwd 2>/dev/null
+	return 1
+}
+
+ogf_status_field() { # /proc/PID/status FIELD -> first value
+	while read -r ogf_k ogf_v ogf_rest; do
+		if [ "$ogf_k" = "$2:" ]; then
+			printf '%s\n' "$ogf_v"
+			return 0
+		fi
+	done <"$1" 2>/dev/null
+	return 1
+}
+
+# ---- probe-meta.txt ------------------------------------------------------------------------
+
+ogf_container() {
+	if [ -f /.dockerenv ]; then
+		echo docker
+		return
+	fi
+	if [ -f /run/.containerenv ]; then
+		echo podman
+		return
+	fi
+	if [ -r /run/systemd/container ]; then
+		read -r ogf_c </run/systemd/container 2>/dev/null
+		if [ -n "$ogf_c" ]; then
+			echo "$ogf_c"
+			return
+		fi
+	fi
+	if [ -n "${container:-}" ]; then
+		echo "$container"
+		return
+	fi
+	if [ -r /proc/1/cgroup ]; then
+		while IFS= read -r ogf_l; do
+			case $ogf_l in
+			*/docker[/-]* | */docker) echo docker && return ;;
+			*/kubepods*) echo kubernetes && return ;;
+			*/lxc/* | */lxc.payload*) echo lxc && return ;;
+			*libpod*) echo podman && return ;;
+			esac
+		done </proc/1/cgroup
+	fi
+	if [ -r /proc/version ]; then
+		read -r ogf_l </proc/version
+		case $ogf_l in
+		*[Mm]icrosoft*)
+			echo wsl
+			return
+			;;
+		esac
+	fi
+	echo none
+}
+
+ogf_meta() {
+	echo probe=1
+	ogf_uid=$(ogf_status_field /proc/self/status Uid)
+	[ -z "$ogf_uid" ] && ogf_have id && ogf_uid=$(id -u 2>/dev/null)
+	echo "uid=$ogf_uid"
+	ogf_arch=
+	ogf_have uname && ogf_arch=$(uname -m 2>/dev/null)
+	[ -z "$ogf_arch" ] && [ -r /proc/sys/kernel/arch ] && read -r ogf_arch </proc/sys/kernel/arch
+	echo "arch=$ogf_arch"
+	if [ -d /run/systemd/system ]; then echo systemd=yes; else echo systemd=no; fi
+	echo "container=$(ogf_container)"
+	for ogf_t in nvidia-smi nvcc rocminfo rocm-smi vulkaninfo mokutil lspci systemctl \
+		journalctl ollama curl wget dpkg-query rpm pacman ldconfig timeout python3 sudo; do
+		if [ "$ogf_t" = nvcc ]; then
+			echo "tool.nvcc=$NVCC"
+		else
+			echo "tool.$ogf_t=$(command -v "$ogf_t" 2>/dev/null)"
+		fi
+	done
+	for ogf_f in /proc/driver/nvidia/version /dev/kfd /dev/dxg /usr/lib/wsl/lib \
+		/etc/nv_tegra_release /sys/class/kfd; do
+		[ -e "$ogf_f" ] || echo "absent=$ogf_f"
+	done
+}
+
+# ---- PCI, modules --------------------------------------------------------------------------
+
+ogf_pci() {
+	for ogf_d in /sys/bus/pci/devices/*; do
+		[ -e "$ogf_d" ] || continue
+		ogf_a=${ogf_d##*/}
+		ogf_v=-
+		ogf_i=-
+		ogf_c=-
+		[ -r "$ogf_d/vendor" ] && read -r ogf_v <"$ogf_d/vendor"
+		[ -r "$ogf_d/device" ] && read -r ogf_i <"$ogf_d/device"
+		[ -r "$ogf_d/class" ] && read -r ogf_c <"$ogf_d/class"
+		ogf_drv=-
+		if [ -e "$ogf_d/driver" ]; then
+			for ogf_dd in /sys/bus/pci/drivers/*; do
+				if [ -e "$ogf_dd/$ogf_a" ]; then
+					ogf_drv=${ogf_dd##*/}
+					break
+				fi
+			done
+		fi
+		echo "$ogf_a ${ogf_v:--} ${ogf_i:--} ${ogf_c:--} $ogf_drv"
+	done
+}
+
+ogf_modules() {
+	while IFS= read -r ogf_l; do
+		case $ogf_l in
+		"nvidia "* | "nvidia_uvm "* | "nvidia_drm "* | "nvidia_modeset "* | "nouveau "* | \
+			"amdgpu "* | "i915 "* | "xe "*) printf '%s\n' "$ogf_l" ;;
+		esac
+	done </proc/modules
+}
+
+# ---- CUDA toolkits, packages ---------------------------------------------------------------
+
+ogf_cuda_version_of() { # DIR -> version or -
+	if [ -r "$1/version.json" ]; then
+		ogf_in=
+		while IFS= read -r ogf_l; do
+			case $ogf_l in
+			*'"cuda"'*:*) ogf_in=1 ;;
+			*'"version"'*)
+				if [ -n "$ogf_in" ]; then
+					ogf_l=${ogf_l#*\"version\"}
+					ogf_l=${ogf_l#*\"}
+					printf '%s\n' "${ogf_l%%\"*}"
+					return
+				fi
+				;;
+			esac
+		done <"$1/version.json"
+	fi
+	if [ -r "$1/version.txt" ]; then
+		read -r ogf_l <"$1/version.txt"
+		printf '%s\n' "${ogf_l##* }"
+		return
+	fi
+	echo -
+}
+
+ogf_cuda_toolkits() {
+	for ogf_d in /usr/local/cuda /usr/local/cuda-* /opt/cuda /opt/cuda-*; do
+		[ -d "$ogf_d" ] || continue
+		ogf_v=$(ogf_cuda_version_of "$ogf_d")
+		echo "dir $ogf_d ${ogf_v:--}"
+	done
+	for ogf_f in /etc/ld.so.conf /etc/ld.so.conf.d/*; do
+		[ -f "$ogf_f" ] && [ -r "$ogf_f" ] || continue
+		while IFS= read -r ogf_l || [ -n "$ogf_l" ]; do
+			case $ogf_l in
+			*cuda*) echo "ldconf $ogf_f $ogf_l" ;;
+			esac
+		done <"$ogf_f"
+	done
+}
+
+ogf_pkg_filter() { # "NAME VERSION" lines in, GPU-related ones out
+	while read -r ogf_n ogf_v ogf_rest; do
+		case $ogf_n in
+		cuda* | nvidia* | libnvidia* | libcuda* | rocm* | hip* | amdgpu* | rocblas* | hsa* | \
+			comgr* | libamd* | mesa-vulkan* | vulkan* | libvulkan* | ollama*)
+			echo "$ogf_n $ogf_v"
+			;;
+		esac
+	done
+}
+
+ogf_packages() {
+	if ogf_have dpkg-query; then
+		ogf_run dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\n' |
+			while read -r ogf_s ogf_n ogf_v; do
+				case $ogf_s in
+				ii | hi | iU | iF) echo "$ogf_n $ogf_v" ;;
+				esac
+			done | ogf_pkg_filter
+	elif ogf_have rpm; then
+		ogf_run rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\n' | ogf_pkg_filter
+	elif ogf_have pacman; then
+		ogf_run pacman -Q | ogf_pkg_filter
+	fi
+}
+
+# ---- AMD, devices, libraries ---------------------------------------------------------------
+
+ogf_kfd() {
+	for ogf_d in /sys/class/kfd/kfd/topology/nodes/*; do
+		[ -d "$ogf_d" ] || continue
+		echo "== node ${ogf_d##*/}"
+		[ -r "$ogf_d/properties" ] && ogf_rd "$ogf_d/properties"
+	done
+}
+
+ogf_groups() {
+	ogf_run2 id ollama
+	if [ -n "$UNIT_USER" ] && [ "$UNIT_USER" != ollama ] && [ "$UNIT_USER" != root ]; then
+		ogf_run2 id "$UNIT_USER"
+	fi
+	if [ -n "${SUDO_USER:-}" ]; then
+		ogf_run2 id "$SUDO_USER"
+	else
+		ogf_run2 id
+	fi
+}
+
+ogf_dev_nodes() {
+	set --
+	for ogf_f in /dev/kfd /dev/dri /dev/nvidia* /dev/dxg /dev/nvmap; do
+		[ -e "$ogf_f" ] && set -- "$@" "$ogf_f"
+	done
+	[ $# -gt 0 ] && ogf_have ls && ogf_run ls -l "$@"
+}
+
+ogf_ldconfig() {
+	if ogf_have ldconfig; then
+		ogf_run ldconfig -p | while IFS= read -r ogf_l; do
+			case $ogf_l in
+			*libcuda* | *libnvidia-ml* | *libamdhip64* | *libamd_comgr* | *libvulkan*)
+				printf '%s\n' "$ogf_l"
+				;;
+			esac
+		done
+	fi
+	for ogf_d in /usr/lib /usr/lib64 /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu \
+		/usr/lib/wsl/lib /usr/local/cuda*/lib64; do
+		[ -d "$ogf_d" ] || continue
+		for ogf_f in "$ogf_d"/libcuda.so* "$ogf_d"/libnvidia-ml.so* "$ogf_d"/libcudart.so*; do
+			[ -e "$ogf_f" ] || [ -L "$ogf_f" ] || continue
+			echo "file $ogf_f"
+		done
+	done
+}
+
+# ---- Ollama --------------------------------------------------------------------------------
+
+# The ollama client, talking to the server the service actually listens on.
+ogf_ollama() {
+	OLLAMA_HOST=$API_HOSTPORT $TMO ${TMO:+10} "$OLLAMA_BIN" "$@" 2>&1
+}
+
+ogf_ollama_libs() {
+	ogf_roots="/usr/local/lib/ollama /usr/lib/ollama /usr/share/ollama/lib"
+	for ogf_b in "$OLLAMA_BIN" $PROC_EXES; do
+		[ -n "$ogf_b" ] || continue
+		if ogf_have readlink; then
+			ogf_r=$(readlink -f "$ogf_b" 2>/dev/null)
+			[ -n "$ogf_r" ] && ogf_b=$ogf_r
+		fi
+		ogf_bd=${ogf_b%/*}
+		ogf_roots="$ogf_roots ${ogf_bd%/*}/lib/ollama $ogf_bd/lib/ollama"
+	done
+	ogf_seen=" "
+	for ogf_r in $ogf_roots; do
+		case $ogf_seen in *" $ogf_r "*) continue ;; esac
+		ogf_seen="$ogf_seen$ogf_r "
+		[ -d "$ogf_r" ] || continue
+		for ogf_a in "$ogf_r"/*; do
+			[ -e "$ogf_a" ] || [ -L "$ogf_a" ] || continue
+			printf '%s\n' "$ogf_a"
+			[ -d "$ogf_a" ] || continue
+			for ogf_c in "$ogf_a"/*; do
+				[ -e "$ogf_c" ] || [ -L "$ogf_c" ] || continue
+				printf '%s\n' "$ogf_c"
+			done
+			case ${ogf_a##*/} in
+			rocm*)
+				for ogf_c in "$ogf_a"/rocblas/library/TensileLibrary_lazy_*.dat; do
+					[ -e "$ogf_c" ] && printf '%s\n' "$ogf_c"
+				done
+				;;
+			esac
+		done
+	done
+}
+
+# Every running `ollama serve`: pid, user, parent, cgroup, command line, GPU environment.
+# Sets PROC_OUT (the section), PROC_EXES and PROC_HOST (OLLAMA_HOST of the first server).
+ogf_scan_processes() {
+	PROC_OUT=
+	PROC_EXES=
+	PROC_HOST=
+	ogf_tr=
+	ogf_have tr && ogf_tr=1
+	for ogf_p in /proc/[0-9]*; do
+		[ -r "$ogf_p/comm" ] || continue
+		ogf_comm=
+		read -r ogf_comm <"$ogf_p/comm" 2>/dev/null
+		case $ogf_comm in ollama*) ;; *) continue ;; esac
+		if [ -n "$ogf_tr" ]; then
+			ogf_cl=$(tr '\000' ' ' <"$ogf_p/cmdline" 2>/dev/null)
+		else
+			ogf_cl=
+			read -r ogf_cl <"$ogf_p/cmdline" 2>/dev/null
+		fi
+		case $ogf_cl in *runner*) continue ;; *serve*) ;; *) continue ;; esac
+		ogf_pid=${ogf_p##*/}
+		ogf_uid=$(ogf_status_field "$ogf_p/status" Uid)
+		ogf_ppid=$(ogf_status_field "$ogf_p/status" PPid)
+		ogf_parent=
+		[ -n "$ogf_ppid" ] && read -r ogf_parent <"/proc/$ogf_ppid/comm" 2>/dev/null
+		ogf_rec="pid=$ogf_pid
+user=$(ogf_user_name "$ogf_uid")
+ppid=$ogf_ppid
+parent=$ogf_parent"
+		if [ -r "$ogf_p/cgroup" ]; then
+			while IFS= read -r ogf_l; do
+				ogf_rec="$ogf_rec
+cgroup=$ogf_l"
+			done <"$ogf_p/cgroup"
+		fi
+		ogf_rec="$ogf_rec
+cmdline=${ogf_cl% }"
+		if ogf_have readlink; then
+			ogf_exe=$(readlink "$ogf_p/exe" 2>/dev/null)
+			if [ -n "$ogf_exe" ]; then
+				ogf_rec="$ogf_rec
+exe=$ogf_exe"
+				PROC_EXES="$PROC_EXES $ogf_exe"
+			fi
+		fi
+		if [ -n "$ogf_tr" ] && [ -r "$ogf_p/environ" ]; then
+			ogf_env=$(tr '\000' '\n' <"$ogf_p/environ" 2>/dev/null | while IFS= read -r ogf_l; do
+				case $ogf_l in
+				CUDA_*=* | NVIDIA_*=* | HIP_*=* | ROCR_*=* | HSA_*=* | GPU_DEVICE_ORDINAL=* | \
+					GGML_*=* | OLLAMA_*=* | LD_LIBRARY_PATH=* | JETSON_JETPACK=*)
+					printf 'env %s\n' "$ogf_l"
+					;;
+				esac
+			done)
+			if [ -n "$ogf_env" ]; then
+				ogf_rec="$ogf_rec
+$ogf_env"
+				if [ -z "$PROC_HOST" ]; then
+					case "
+$ogf_env" in
+					*"
+env OLLAMA_HOST="*)
+						ogf_h=${ogf_env#*env OLLAMA_HOST=}
+						PROC_HOST=${ogf_h%%
+*}
+						;;
+					esac
+				fi
+			fi
+		fi
+		if [ -n "$PROC_OUT" ]; then
+			PROC_OUT="$PROC_OUT
+$ogf_rec"
+		else
+			PROC_OUT=$ogf_rec
+		fi
+	done
+}
+
+# systemctl cat / show for ollama. Without a running systemd, the unit files themselves in
+# `systemctl cat` layout. Sets UNIT_CAT, UNIT_SHOW, UNIT_USER, UNIT_HOST.
+ogf_scan_unit() {
+	UNIT_CAT=
+	UNIT_SHOW=
+	UNIT_USER=
+	UNIT_HOST=
+	if [ -d /run/systemd/system ] && ogf_have systemctl; then
+		UNIT_CAT=$(ogf_run2 systemctl --no-pager cat ollama)
+		UNIT_SHOW=$(ogf_run2 systemctl --no-pager show ollama -p \
+			ActiveState,SubState,User,Group,Environment,DropInPaths,FragmentPath,ExecStart,NeedDaemonReload,LoadState)
+	else
+		UNIT_CAT=$(ogf_unit_files)
+	fi
+	ogf_l=$(printf '%s\n' "$UNIT_SHOW" | while IFS= read -r ogf_x; do
+		case $ogf_x in User=*) printf '%s\n' "${ogf_x#User=}" ;; esac
+	done)
+	UNIT_USER=$ogf_l
+	if [ -z "$UNIT_USER" ] && [ -n "$UNIT_CAT" ]; then
+		UNIT_USER=$(printf '%s\n' "$UNIT_CAT" | while IFS= read -r ogf_x; do
+			case $ogf_x in User=*) printf '%s\n' "${ogf_x#User=}" ;; esac
+		done | ogf_last)
+	fi
+	# OLLAMA_HOST from Environment= (show) or Environment="OLLAMA_HOST=..." lines (cat)
+	UNIT_HOST=$(printf '%s\n%s\n' "$UNIT_SHOW" "$UNIT_CAT" | while IFS= read -r ogf_x; do
+		case $ogf_x in
+		*OLLAMA_HOST=*)
+			case $ogf_x in '#'*) continue ;; esac
+			ogf_x=${ogf_x#*OLLAMA_HOST=}
+			ogf_x=${ogf_x%%[\" ]*}
+			printf '%s\n' "$ogf_x"
+			;;
+		esac
+	done | ogf_last)
+}
+
+ogf_last() {
+	ogf_last_l=
+	while IFS= read -r ogf_x; do ogf_last_l=$ogf_x; done
+	[ -n "$ogf_last_l" ] && printf '%s\n' "$ogf_last_l"
+	return 0
+}
+
+ogf_unit_files() {
+	ogf_first=1
+	for ogf_f in /etc/systemd/system/ollama.service /run/systemd/system/ollama.service \
+		/usr/local/lib/systemd/system/ollama.service /usr/lib/systemd/system/ollama.service \
+		/lib/systemd/system/ollama.service; do
+		[ -r "$ogf_f" ] || continue
+		echo "# $ogf_f"
+		ogf_rd "$ogf_f"
+		ogf_first=
+		break
+	done
+	for ogf_f in /etc/systemd/system/ollama.service.d/*.conf \
+		/run/systemd/system/ollama.service.d/*.conf /usr/lib/systemd/system/ollama.service.d/*.conf; do
+		[ -r "$ogf_f" ] || continue
+		[ -z "$ogf_first" ] && echo
+		echo "# $ogf_f"
+		ogf_rd "$ogf_f"
+		ogf_first=
+	done
+}
+
+# Where the API listens, as Ollama's envconfig.Host() reads OLLAMA_HOST; never 0.0.0.0.
+# Sets API_URL (scheme://host:port) and API_HOSTPORT (for the ollama client).
+ogf_api_host() {
+	ogf_h=$PROC_HOST
+	[ -z "$ogf_h" ] && ogf_h=$UNIT_HOST
+	ogf_h=${ogf_h#\"}
+	ogf_h=${ogf_h%\"}
+	ogf_h=${ogf_h#\'}
+	ogf_h=${ogf_h%\'}
+	ogf_scheme=http
+	ogf_port=11434
+	case $ogf_h in
+	http://*)
+		ogf_h=${ogf_h#http://}
+		ogf_port=80
+		;;
+	https://*)
+		ogf_h=${ogf_h#https://}
+		ogf_scheme=https
+		ogf_port=443
+		;;
+	esac
+	ogf_h=${ogf_h%%/*}
+	case $ogf_h in
+	\[*\]:*)
+		ogf_port=${ogf_h##*:}
+		ogf_h=${ogf_h%:*}
+		;;
+	\[*\]) ;;
+	*:*:*) ogf_h="[$ogf_h]" ;; # bare IPv6
+	*:*)
+		ogf_port=${ogf_h##*:}
+		ogf_h=${ogf_h%:*}
+		;;
+	esac
+	case $ogf_h in
+	'' | 0.0.0.0) ogf_h=127.0.0.1 ;;
+	'[::]' | '[::0]') ogf_h='[::1]' ;;
+	esac
+	case $ogf_port in '' | *[!0-9]*) ogf_port=11434 ;; esac
+	API_HOSTPORT="$ogf_h:$ogf_port"
+	API_URL="$ogf_scheme://$API_HOSTPORT"
+}
+
+ogf_api_ps() {
+	ogf_body=
+	if ogf_have curl; then
+		ogf_body=$($TMO ${TMO:+3} curl -s -m 3 "$API_URL/api/ps" 2>/dev/null)
+	elif ogf_have wget; then
+		ogf_body=$($TMO ${TMO:+3} wget -q -T 3 -O - "$API_URL/api/ps" 2>/dev/null)
+	fi
+	[ -n "$ogf_body" ] && ogf_sec api-ps.json printf '%s\n' "$ogf_body"
+	return 0
+}
+
+ogf_serve_log() {
+	if [ -d /run/systemd/system ] && ogf_have journalctl; then
+		ogf_sec ollama-serve.log ogf_run2 journalctl -u ollama -b --no-pager -o short-iso -n 3000
+		return 0
+	fi
+	ogf_home=$(ogf_user_home ollama)
+	for ogf_f in "${ogf_home:-/usr/share/ollama}/.ollama/logs/server.log"; do
+		if [ -r "$ogf_f" ] && ogf_have tail; then
+			ogf_sec ollama-serve.log ogf_run tail -n 3000 "$ogf_f"
+			return 0
+		fi
+	done
+	return 0
+}
+
+ogf_dmesg() {
+	ogf_have dmesg || return 0
+	ogf_dm=$(ogf_run dmesg) || return 0
+	[ -n "$ogf_dm" ] || return 0
+	ogf_sec dmesg.txt ogf_dmesg_filter
+}
+
+ogf_dmesg_filter() {
+	printf '%s\n' "$ogf_dm" | while IFS= read -r ogf_l; do
+		case $ogf_l in
+		*nvidia* | *NVIDIA* | *Nvidia* | *NVRM* | *amdgpu* | *AMDGPU* | *kfd* | *KFD*)
+			printf '%s\n' "$ogf_l"
+			;;
+		esac
+	done | ogf_tail 200
+}
+
+ogf_shell_env() {
+	set -- /etc/environment /etc/profile /etc/profile.d/*.sh /etc/bash.bashrc
+	for ogf_home in /root /home/*; do
+		set -- "$@" "$ogf_home/.bashrc" "$ogf_home/.profile" "$ogf_home/.bash_profile" \
+			"$ogf_home/.zshrc"
+	done
+	for ogf_f in "$@"; do
+		[ -f "$ogf_f" ] && [ -r "$ogf_f" ] || continue
+		while IFS= read -r ogf_l || [ -n "$ogf_l" ]; do
+			ogf_t=${ogf_l#"${ogf_l%%[! 	]*}"}
+			case $ogf_t in
+			'#'*) continue ;;
+			*HSA_OVERRIDE_GFX_VERSION*=* | *OLLAMA_*=* | *CUDA_VISIBLE_DEVICES=* | \
+				*HIP_VISIBLE_DEVICES=* | *ROCR_VISIBLE_DEVICES=* | *GGML_VK_VISIBLE_DEVICES=* | \
+				*LD_LIBRARY_PATH=*)
+				printf '%s:%s\n' "$ogf_f" "$ogf_l"
+				;;
+			esac
+		done <"$ogf_f"
+	done
+}
+
+# ---- output: always valid UTF-8 (pyinfra decodes strictly), always exit 0 --------------------
+
+ogf_utf8() {
+	if command -v iconv >/dev/null 2>&1 &&
+		[ "$(printf 'a\377b' | iconv -c -f UTF-8 -t UTF-8 2>/dev/null)" = ab ]; then
+		iconv -c -f UTF-8 -t UTF-8 2>/dev/null
+	elif command -v python3 >/dev/null 2>&1; then
+		python3 -c 'import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().decode("utf-8", "replace").encode("utf-8"))' 2>/dev/null
+	elif command -v tr >/dev/null 2>&1; then
+		LC_ALL=C tr -d '\200-\377'
+	else
+		while IFS= read -r ogf_l || [ -n "$ogf_l" ]; do
+			printf '%s\n' "$ogf_l"
+		done
+	fi
+}
+
+if [ -n "${OGF_PROBE_PATH:-}" ]; then
+	PATH=$OGF_PROBE_PATH
+else
+	# sbin and vendor directories are often missing from a non-login SSH PATH
+	PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	PATH="$PATH:/usr/lib/wsl/lib:/opt/rocm/bin"
+fi
+LC_ALL=C
+SYSTEMD_PAGER=
+PAGER=cat
+export PATH LC_ALL SYSTEMD_PAGER PAGER
+
+ogf_main </dev/null | ogf_utf8
+exit 0
