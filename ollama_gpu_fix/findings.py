@@ -96,7 +96,13 @@ class Diagnosis:
 
 
 def choose_primary(findings: list[Finding]) -> str:
-    """The code whose fix must come first; `other` only when nothing more specific holds."""
-    if not findings:
-        return "other"
-    return min((f.code for f in findings), key=CODE_ORDER.index)
+    """The code whose fix must come first.
+
+    Errors explain why Ollama is not on the GPU; among them the earliest in CODE_ORDER wins.
+    Without errors the verdict is ok-gpu / no-gpu when shown, else the earliest warning.
+    """
+    for severity in ("error", "info", "warning"):
+        codes = [f.code for f in findings if f.severity == severity]
+        if codes:
+            return min(codes, key=CODE_ORDER.index)
+    return "other"

@@ -1,0 +1,146 @@
+"""AMD knowledge: which gfx targets each Ollama release bundles, and the override for the rest."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from packaging.version import Version
+
+from ollama_gpu_fix.knowledge.versions import in_range
+
+AMD_VENDOR = "1002"
+
+
+@dataclass(frozen=True)
+class GfxBundle:
+    first: str | None  # Ollama version range [first, before)
+    before: str | None
+    rocm: str
+    targets: frozenset[str]
+    source: str
+
+
+def _t(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# Linux AMDGPU_TARGETS bundled per Ollama release (ollama-anchor.md 6.1: CMakePresets.json per
+# tag; the Dockerfile deletes gfx900/906 rocBLAS files from v0.12.4, #12481). The pre-0.6 row
+# is the list Ollama itself printed in #8679 (v0.5.x, 2025-01).
+GFX_BUNDLES: tuple[GfxBundle, ...] = (
+    GfxBundle(
+        None, "0.6.0", "6.1.2",
+        _t("gfx900 gfx906 gfx908 gfx90a gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 "
+           "gfx1100 gfx1101 gfx1102"),
+        "supported types printed by v0.5.x in ollama#8679",
+    ),
+    GfxBundle(
+        "0.6.0", "0.9.0", "6.3.3",
+        _t("gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
+           "gfx906 gfx908 gfx90a"),
+        "CMakePresets.json v0.6-v0.8",
+    ),
+    GfxBundle(
+        "0.9.0", "0.12.0", "6.3.3",
+        _t("gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
+           "gfx906 gfx908 gfx90a gfx1151 gfx1200 gfx1201"),
+        "CMakePresets.json v0.9-v0.11",
+    ),
+    GfxBundle(
+        "0.12.0", "0.18.0", "6.3.3",
+        _t("gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1151 "
+           "gfx1200 gfx1201 gfx908 gfx90a"),
+        "CMakePresets.json v0.12-v0.17; gfx900/906 blocked from v0.12.4 (55ca82726, #12481)",
+    ),
+    GfxBundle(
+        "0.18.0", "0.31.2", "7.2",
+        _t("gfx942 gfx950 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1103 gfx1150 "
+           "gfx1151 gfx1200 gfx1201 gfx908 gfx90a"),
+        "CMakePresets.json v0.18-v0.31.1 (ROCm 7.2, ebb1b9ec1)",
+    ),
+    GfxBundle(
+        "0.31.2", None, "7.2.1",
+        _t("gfx908 gfx90a gfx942 gfx950 gfx1030 gfx1100 gfx1101 gfx1102 gfx1150 gfx1151 "
+           "gfx1200 gfx1201"),
+        "CMakePresets.json >= v0.31.2 (26acfa42b, #17010: 'We rely on Vulkan now')",
+    ),
+)
+
+# Physical gfx -> (HSA_OVERRIDE_GFX_VERSION, the bundled target it maps to, source).
+# ollama-anchor.md 6.2. Only overrides with reports of working are listed; the rest go Vulkan.
+OVERRIDES: dict[str, tuple[str, str, str]] = {
+    "gfx1031": ("10.3.0", "gfx1030", "ollama#8772 (solved), #3547, ROCm#2353"),
+    "gfx1032": ("10.3.0", "gfx1030", "ollama#8473"),
+    "gfx1033": ("10.3.0", "gfx1030", "RDNA2 family (ollama-anchor.md 6.2, inferred)"),
+    "gfx1034": ("10.3.0", "gfx1030", "Ollama docs example (RX 5400)"),
+    "gfx1035": ("10.3.0", "gfx1030", "project-nomad#1076"),
+    "gfx1036": ("10.3.0", "gfx1030", "rjmalagon/ollama-linux-amd-apu#12"),
+    "gfx1103": ("11.0.0", "gfx1100", "ollama#15482, #6520, PR #5426"),
+    "gfx90c": ("9.0.0", "gfx900", "community reports (ollama-anchor.md 6.2)"),
+}
+
+# Integrated GPUs (APUs): Ollama v0.30+ drops them unless OLLAMA_IGPU_ENABLE=1, except gfx1151
+# (ollama-anchor.md 2.3 and 6.2).
+INTEGRATED = frozenset({"gfx90c", "gfx1033", "gfx1035", "gfx1036", "gfx1103", "gfx1150", "gfx1152"})
+IGPU_ALLOWED_BY_DEFAULT = frozenset({"gfx1151"})
+
+# ROCm never supported these in any Ollama bundle (ollama-anchor.md 6.2: Polaris gfx803).
+ROCM_MIN_MAJOR = 9  # "amdgpu too old gfx%d%x%x" below gfx9 (discover/amd_linux.go@v0.11.10)
+
+
+def bundle_for(version: Version | None) -> GfxBundle | None:
+    for bundle in GFX_BUNDLES:
+        if in_range(version, bundle.first, bundle.before):
+            return bundle
+    return None
+
+
+def supported(gfx: str, version: Version | None) -> bool | None:
+    """Is this gfx bundled by this Ollama? None when the version is unknown."""
+    bundle = bundle_for(version)
+    if bundle is None:
+        return None
+    return gfx in bundle.targets
+
+
+def override_for(gfx: str, version: Version | None) -> tuple[str, str] | None:
+    """(HSA_OVERRIDE_GFX_VERSION value, source) when an override lands on a bundled target."""
+    entry = OVERRIDES.get(gfx)
+    if entry is None:
+        return None
+    value, target, source = entry
+    bundle = bundle_for(version)
+    if bundle is not None and target not in bundle.targets:
+        return None
+    return value, source
+
+
+def gfx_from_kfd(version: int) -> str | None:
+    """KFD gfx_target_version (major*10000 + minor*100 + stepping) -> gfxNNNN (6.4)."""
+    if version <= 0:
+        return None
+    major, rest = divmod(version, 10000)
+    minor, stepping = divmod(rest, 100)
+    if minor > 15 or stepping > 15:
+        return None
+    return f"gfx{major}{minor:x}{stepping:x}"
+
+
+_OVERRIDE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+
+def gfx_from_override(value: str) -> str | None:
+    """HSA_OVERRIDE_GFX_VERSION `10.3.0` -> gfx1030; quoted or malformed values -> None."""
+    match = _OVERRIDE.match(value.strip())
+    if not match:
+        return None
+    major, minor, stepping = (int(x) for x in match.groups())
+    if major > 63 or minor > 15 or stepping > 15:
+        return None
+    return f"gfx{major}{minor:x}{stepping:x}"
+
+
+def gfx_major(gfx: str) -> int | None:
+    match = re.match(r"gfx(\d+?)([0-9a-f]{2})$", gfx)
+    return int(match.group(1)) if match else None

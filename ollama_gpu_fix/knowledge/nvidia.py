@@ -1,0 +1,97 @@
+"""NVIDIA knowledge: the driver each Ollama release needs, and CUDA toolkit driver floors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from packaging.version import Version
+
+from ollama_gpu_fix.knowledge.versions import in_range
+
+NVIDIA_VENDOR = "10de"
+
+
+@dataclass(frozen=True)
+class DriverFloor:
+    first: str | None  # Ollama version range [first, before)
+    before: str | None
+    min_driver: int  # driver major
+    min_driver_old_cc: int  # for GPUs with compute capability < 7.0
+    bundle: str
+    source: str
+
+
+# Minimum NVIDIA driver per Ollama release (what its bundled CUDA runtime needs).
+DRIVER_FLOORS: tuple[DriverFloor, ...] = (
+    DriverFloor(
+        None, "0.9.3", 450, 450, "cuda_v11 + cuda_v12",
+        "cuda_v11 bundle until v0.9.3 (1c6669e64); CUDA 11.x minor-version compatibility >= 450 "
+        "(docs.nvidia.com/deploy/cuda-compatibility); ollama-anchor.md 0 and 7.1",
+    ),
+    DriverFloor(
+        "0.9.3", "0.30.0", 531, 531, "cuda_v12 (+ cuda_v13 from 0.11.11)",
+        "docs/gpu.md 'driver version 531 and newer' until f22ec2ec4; ollama-anchor.md 2.1",
+    ),
+    DriverFloor(
+        "0.30.0", None, 550, 570, "cuda_v12 built with CUDA 12.8 + cuda_v13",
+        "discover/cuda_compat.go: cuda_v12 needs >= 550 (compressed fatbins), CC < 7.0 needs "
+        ">= 570 (PTX JIT); enforced from v0.30.11 (f22ec2ec4), 0.30.0-0.30.10 crash instead "
+        "(#16449); ollama-anchor.md 2.1, 3.3, 7.1",
+    ),
+)
+
+# What fix_gpu.py installs when it must upgrade: the LTSB branch that carries CUDA 13
+# (R580 LTSB, EOL Aug 2028; ollama-anchor.md 7.1), which every current bundle accepts.
+RECOMMENDED_DRIVER_BRANCH = 580
+
+
+def driver_floor(version: Version | None) -> DriverFloor | None:
+    for floor in DRIVER_FLOORS:
+        if in_range(version, floor.first, floor.before):
+            return floor
+    return None
+
+
+def required_driver(version: Version | None, compute_cap: str | None) -> tuple[int, str] | None:
+    """(minimum driver major, source) for this Ollama and GPU, None when the version is unknown."""
+    floor = driver_floor(version)
+    if floor is None:
+        return None
+    old = False
+    if compute_cap:
+        try:
+            old = float(compute_cap) < 7.0
+        except ValueError:
+            old = False
+    return (floor.min_driver_old_cc if old else floor.min_driver), floor.source
+
+
+# Minimum Linux x86_64 driver per CUDA toolkit (NVIDIA CUDA Toolkit release notes, Table 3;
+# ollama-anchor.md 7.1). Keys are toolkit major.minor; values the GA driver floor.
+CUDA_TOOLKIT_MIN_DRIVER: dict[str, str] = {
+    "13.0": "580.65.06",
+    "12.9": "575.51.03",
+    "12.8": "570.26",
+    "12.6": "560.28.03",
+    "12.5": "555.42.02",
+    "12.4": "550.54.14",
+    "12.3": "545.23.06",
+    "12.2": "535.54.03",
+    "12.1": "530.30.02",
+    "12.0": "525.60.13",
+    "11.8": "520.61.05",
+}
+
+# The toolkit fix_gpu.py installs when a stale one must go (the mission: "install 12.4+").
+MIN_GOOD_TOOLKIT = Version("12.4")
+
+# Compute capability floors (ollama-anchor.md 2.1 and 3.5): nothing below 5.0 runs anywhere;
+# cuda_v13 builds only 7.5+ (PTX), cuda_v12 covers 5.0+.
+MIN_COMPUTE_CAP = 5.0
+
+
+def driver_major(version: str | None) -> int | None:
+    if not version:
+        return None
+    head = version.strip().split(".")[0]
+    return int(head) if head.isdigit() else None

@@ -1,0 +1,68 @@
+"""Ollama versions: the discovery eras and a tolerant version parser.
+
+Source for every boundary: ../shared/reference/ollama-anchor.md section 0 ("Version eras"),
+first release containing each commit per `git tag --contains` in ollama/ollama.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
+
+_VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?(?:-?rc\d+)?)")
+
+
+def parse_version(text: str | None) -> Version | None:
+    """`0.12.3`, `v0.33.0-rc2`, `ollama version is 0.5.1` -> Version; anything else -> None."""
+    if not text:
+        return None
+    match = _VERSION.search(text)
+    if not match:
+        return None
+    try:
+        return Version(match.group(1))
+    except InvalidVersion:
+        return None
+
+
+@dataclass(frozen=True)
+class Era:
+    name: str
+    first: str | None  # first version of the era (inclusive)
+    summary: str
+
+
+# Discovery eras (ollama-anchor.md section 0).
+ERAS: tuple[Era, ...] = (
+    Era("A", None, "in-process cgo discovery: dlopen libcuda/libcudart/libnvidia-ml, AMD via sysfs"),
+    Era("B", "0.12.4", "runner-based discovery per lib/ollama/<variant> (#12090, bc8909fb3)"),
+    Era("C", "0.30.0", "llama-server is the only engine; llama-server --list-devices (9db4bdbad)"),
+)
+
+
+def era_of(version: Version | None) -> str | None:
+    if version is None:
+        return None
+    current = None
+    for era in ERAS:
+        if era.first is None or version >= Version(era.first):
+            current = era.name
+    return current
+
+
+def in_range(version: Version | None, first: str | None, before: str | None) -> bool:
+    """first <= version < before; None bounds are open. An unknown version is in no range."""
+    if version is None:
+        return False
+    if first is not None and version < Version(first):
+        return False
+    return not (before is not None and version >= Version(before))
+
+
+# Other dated switches a rule needs (ollama-anchor.md section 0).
+VULKAN_BUNDLED = "0.12.11"  # Vulkan in official binaries, opt-in OLLAMA_VULKAN=1 (6286d9a3a)
+VULKAN_DEFAULT_ON = "0.30.0"  # on by default, OLLAMA_VULKAN=0 disables (9db4bdbad)
+IGPU_POLICY = "0.30.0"  # OLLAMA_IGPU_ENABLE; iGPUs dropped by default (9db4bdbad)
+CUDA_V11_REMOVED = "0.9.3"  # cuda_v11 bundle removed (1c6669e64)

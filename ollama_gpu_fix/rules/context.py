@@ -1,0 +1,222 @@
+"""Facts derived once from a Snapshot, shared by every rule (so no rule re-derives them)."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+from packaging.version import Version
+
+from ollama_gpu_fix.knowledge import amd, nvidia
+from ollama_gpu_fix.knowledge.versions import era_of, parse_version
+from ollama_gpu_fix.report import platform
+from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
+
+INTEL_VENDOR = "8086"
+GPU_ENV_PREFIXES = ("CUDA_", "HIP_", "ROCR_", "HSA_", "GGML_", "OLLAMA_", "GPU_DEVICE_ORDINAL")
+_GFX = re.compile(r"\bgfx[0-9a-f]{3,4}\b")
+
+
+class Context:
+    """Read-only view over a Snapshot with the derived facts rules ask about."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.s = snapshot
+
+    # ---- log ----------------------------------------------------------------------------
+    def events(self, *ids: str) -> list[LogEvent]:
+        log = self.s.log
+        return [e for e in log.events if e.signature in ids] if log else []
+
+    def lines(self, *ids: str) -> list[Line]:
+        return [e.line for e in self.events(*ids)]
+
+    @cached_property
+    def compute(self) -> list[ComputeDevice]:
+        return list(self.s.log.compute) if self.s.log else []
+
+    @cached_property
+    def gpu_compute(self) -> list[ComputeDevice]:
+        return [c for c in self.compute if not c.is_cpu]
+
+    # ---- Ollama ---------------------------------------------------------------------------
+    @cached_property
+    def version(self) -> Version | None:
+        v = self.s.ollama_version
+        return parse_version(v.version if v else None) or parse_version(
+            self.s.log.version if self.s.log else None
+        )
+
+    @cached_property
+    def era(self) -> str | None:
+        era = era_of(self.version)
+        if era or not self.s.log:
+            return era
+        text = "\n".join(e.line.text for e in self.s.log.events[:50])
+        text += "\n".join(c.raw.text for c in self.compute if c.raw)
+        if "libdirs=" in text or "discovering available GPUs" in text:
+            return "B"  # B or C: the runner-era field set
+        if "source=gpu.go" in text or "source=amd_linux.go" in text:
+            return "A"
+        return None
+
+    @cached_property
+    def service_user(self) -> str:
+        unit, proc = self.s.unit, self.s.process
+        return (unit.user if unit and unit.user else None) or (
+            proc.user if proc and proc.user else None
+        ) or "ollama"
+
+    @cached_property
+    def service_env(self) -> dict[str, str] | None:
+        """The environment the server really has: its /proc, else systemd's, else the log's."""
+        proc = self.s.process
+        if proc and proc.pid is not None and proc.environment is not None:
+            return dict(proc.environment)
+        unit = self.s.unit
+        if unit and (unit.environment or unit.active_state):
+            return dict(unit.environment)
+        if self.s.log and self.s.log.server_env is not None:
+            # the log prints every known variable, unset ones with an empty value
+            return {k: v for k, v in self.s.log.server_env.items() if v not in ("", "[]")}
+        return None
+
+    def env_line(self, name: str) -> list[Line]:
+        """Evidence lines where a variable is set for the server."""
+        out: list[Line] = []
+        proc, unit = self.s.process, self.s.unit
+        if proc:
+            out += [r for r in proc.raw if f"{name}=" in r.text]
+        if unit:
+            for f in ([unit.fragment] if unit.fragment else []) + unit.dropins:
+                out += [r for r in f.lines if name in r.text]
+            if not out:
+                out += [r for r in unit.raw if name in r.text and r.source.startswith("systemctl")]
+        if not out and self.s.log and self.s.log.server_env_line and self.s.log.server_env:
+            if self.s.log.server_env.get(name):
+                out.append(self.s.log.server_env_line)
+        return out
+
+    # ---- hardware -----------------------------------------------------------------------------
+    def pci_gpus(self, vendor: str) -> list:
+        return [d for d in (self.s.pci or []) if d.is_gpu and d.vendor_id == vendor]
+
+    @cached_property
+    def has_nvidia(self) -> bool:
+        smi = self.s.nvidia_smi
+        return bool(
+            self.pci_gpus(nvidia.NVIDIA_VENDOR)
+            or (smi and (smi.gpus or smi.driver_version))
+            or self.s.nvidia_kernel
+            or any((c.library or "").lower() == "cuda" for c in self.compute)
+            or any(d.path.startswith("/dev/nvidia") for d in self.s.dev_nodes or [])
+            or self.events(
+                "nvidia-driver-too-old", "cuda-driver-insufficient", "cuda-old-driver",
+                "libcuda-missing-symbol", "cuda-kernel-image-invalid", "cuda-gpu-too-old",
+                "cuda-cc-not-compiled", "nvidia-version-mismatch", "cuda-unknown-999",
+                "cuda-init-500", "nvidia-no-devices", "cuda-no-device", "nvml-init-failed",
+                "cuda-lib-load-failed",
+            )
+        )
+
+    @cached_property
+    def amd_gfx(self) -> list[str]:
+        """Physical gfx targets of AMD GPUs (KFD first: it is what Ollama reads)."""
+        found: list[str] = []
+        rocm = self.s.rocm
+        for agent in (rocm.kfd_nodes + rocm.agents) if rocm else []:
+            if agent.gfx and agent.gfx not in found:
+                found.append(agent.gfx)
+        for event in self.events("amd-gfx-unsupported", "amd-no-rocblas-target"):
+            gfx = event.fields.get("gpu_type") or event.fields.get("gfx_target")
+            if gfx and _GFX.fullmatch(gfx) and gfx not in found:
+                found.append(gfx)
+        return found
+
+    @cached_property
+    def has_amd(self) -> bool:
+        rocm = self.s.rocm
+        return bool(
+            self.pci_gpus(amd.AMD_VENDOR)
+            or (rocm and (rocm.agents or rocm.kfd_nodes))
+            or self.amd_gfx
+            or any((c.library or "").lower() == "rocm" for c in self.compute)
+            or self.events(
+                "amd-gfx-unsupported", "amd-no-rocblas-target", "amd-permission",
+                "amd-tensile-no-devices", "amd-kfd-not-loaded", "amd-no-rocm-lib", "amd-comgr",
+                "hip-no-binary", "amd-too-old", "hsa-override-set", "rocm-no-device",
+            )
+        )
+
+    @cached_property
+    def has_intel(self) -> bool:
+        vk = self.s.vulkan
+        return bool(
+            self.pci_gpus(INTEL_VENDOR)
+            or (vk and any(d.vendor_id == INTEL_VENDOR for d in vk.devices))
+        )
+
+    @cached_property
+    def nvidia_driver(self) -> str | None:
+        smi, kern = self.s.nvidia_smi, self.s.nvidia_kernel
+        if smi and smi.driver_version:
+            return smi.driver_version
+        if kern and kern.version:
+            return kern.version
+        for event in self.events("nvidia-driver-too-old"):
+            if event.fields.get("driver"):
+                return event.fields["driver"]
+        return None
+
+    @cached_property
+    def compute_caps(self) -> list[str]:
+        smi = self.s.nvidia_smi
+        caps = [g.compute_cap for g in (smi.gpus if smi else []) if g.compute_cap]
+        caps += [
+            c.compute for c in self.compute if (c.library or "").lower() == "cuda" and c.compute
+        ]
+        return caps
+
+    @cached_property
+    def hardware_known(self) -> bool:
+        """Did the evidence include a hardware inventory (so absence of a GPU means something)?"""
+        return self.s.pci is not None
+
+    # ---- outcome ------------------------------------------------------------------------------
+    @cached_property
+    def gpu_in_use(self) -> bool:
+        """Live evidence that Ollama put work on a GPU."""
+        models = self.s.loaded_models or []
+        offload = self.s.log.layers_offloaded if self.s.log else None
+        return bool(
+            self.gpu_compute
+            or any((m.size_vram or 0) > 0 for m in models)
+            or (offload and offload[0] > 0)
+            or self.events("cuda-found")
+        )
+
+    @cached_property
+    def cpu_fallback(self) -> bool:
+        """Live evidence that Ollama ended on the CPU."""
+        log = self.s.log
+        models = self.s.loaded_models or []
+        return bool(
+            (self.compute and not self.gpu_compute)
+            or (log and log.total_vram and log.total_vram.strip() in ("0 B", "0B"))
+            or self.events("no-compatible-gpus")
+            or (models and all((m.size_vram or 0) == 0 for m in models))
+        ) and not self.gpu_compute
+
+    @property
+    def platform(self) -> str:
+        return platform(self.s)
+
+    def probe_absent(self, path: str) -> bool:
+        """The live probe looked for this file and it was not there."""
+        return bool(self.s.probe and path in self.s.probe.absent_files)
+
+    def tool_absent(self, tool: str) -> bool:
+        return bool(self.s.probe and tool in self.s.probe.tools and self.s.probe.tools[tool] is None)
+
+    def probe_line(self, needle: str) -> list[Line]:
+        return [r for r in (self.s.probe.raw if self.s.probe else []) if needle in r.text]

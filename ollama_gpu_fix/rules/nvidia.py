@@ -1,0 +1,229 @@
+"""NVIDIA rules: no driver, driver too old or mismatched, stale CUDA runtime, UVM after suspend."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ollama_gpu_fix.findings import Finding, Remedy
+from ollama_gpu_fix.knowledge import nvidia
+from ollama_gpu_fix.rules.context import Context
+from ollama_gpu_fix.snapshot import Line
+
+_LIBCUDA_VERSION = re.compile(r"libcuda\.so\.(\d+)\.(\d+)")
+_STALE_TOOLKIT = re.compile(r"cuda-?(?:toolkit-)?(1[01])[.-]\d")
+
+
+def _driver_remedy(ctx: Context, summary: str) -> Remedy:
+    return Remedy(
+        "nvidia-driver",
+        summary,
+        automatic=True,
+        params={"branch": nvidia.RECOMMENDED_DRIVER_BRANCH, "reboot": True},
+    )
+
+
+def no_driver(ctx: Context) -> Iterator[Finding]:
+    if not ctx.has_nvidia or ctx.platform in ("wsl2", "wsl1"):
+        return
+    s = ctx.s
+    evidence: list[Line] = []
+    pci = ctx.pci_gpus(nvidia.NVIDIA_VENDOR)
+    unbound = [d for d in pci if d.driver not in ("nvidia",)]
+    if pci and unbound and (s.modules is not None or any(d.driver for d in pci) or s.probe):
+        loaded = {m.name for m in s.modules or []}
+        if "nvidia" not in loaded or any(d.driver == "nouveau" for d in unbound):
+            evidence += [d.raw for d in unbound if d.raw]
+    if pci and ctx.probe_absent("/proc/driver/nvidia/version"):
+        evidence += ctx.probe_line("/proc/driver/nvidia/version")
+    smi = s.nvidia_smi
+    if smi and smi.error and "communicate with the NVIDIA driver" in smi.error.text:
+        evidence.append(smi.error)
+    if pci and ctx.tool_absent("nvidia-smi") and evidence:
+        evidence += ctx.probe_line("tool.nvidia-smi=")
+    # "no nvidia devices detected by library X": libcuda loads but the kernel side is missing
+    if not ctx.gpu_compute and ctx.platform not in ("container",):
+        evidence += ctx.lines("nvidia-no-devices")
+    if s.nvidia_kernel and s.nvidia_kernel.version and not smi:
+        return
+    if evidence:
+        yield Finding(
+            "nvidia-no-driver",
+            "error",
+            "An NVIDIA GPU is present but the NVIDIA kernel driver is not loaded"
+            " (not installed, blocked by nouveau or Secure Boot, or its module failed).",
+            evidence,
+            _driver_remedy(ctx, "Install the NVIDIA driver (R580 branch) and reboot."),
+        )
+
+
+def driver_too_old(ctx: Context) -> Iterator[Finding]:
+    if not ctx.has_nvidia:
+        return
+    evidence = ctx.lines("nvidia-driver-too-old", "cuda-driver-insufficient", "cuda-old-driver")
+    evidence += ctx.lines("cuda-kernel-image-invalid")
+    stale_lib = ctx.lines("libcuda-missing-symbol")
+    if stale_lib and not ctx.gpu_compute:
+        evidence += stale_lib  # the only libcuda there is lacks the v3 API: a pre-CUDA-11 driver
+    driver = ctx.nvidia_driver
+    major = nvidia.driver_major(driver)
+    needed = None
+    if major is not None:
+        caps = ctx.compute_caps or [None]
+        need = [nvidia.required_driver(ctx.version, cap) for cap in caps]
+        need = [n for n in need if n]
+        if need:
+            needed = max(n[0] for n in need)
+            if major < needed:
+                smi = ctx.s.nvidia_smi
+                raw = (smi.raw[:1] if smi and smi.raw else []) or (
+                    ctx.s.nvidia_kernel.raw[:1] if ctx.s.nvidia_kernel else []
+                )
+                evidence += raw
+                evidence.append(
+                    Line(
+                        "knowledge",
+                        f"Ollama {ctx.version} needs NVIDIA driver >= {needed}"
+                        f" (source: {need[0][1]})",
+                    )
+                )
+    if not evidence or (ctx.gpu_compute and not ctx.lines("nvidia-driver-too-old")):
+        return
+    found = f"driver {driver}" if driver else "the installed driver"
+    want = f" >= {needed}" if needed else ""
+    yield Finding(
+        "nvidia-driver-too-old",
+        "error",
+        f"NVIDIA {found} is older than Ollama's bundled CUDA runtime needs{want}.",
+        evidence,
+        _driver_remedy(
+            ctx,
+            f"Upgrade the NVIDIA driver to the R{nvidia.RECOMMENDED_DRIVER_BRANCH} branch"
+            " (policy-gated) and reboot; a CUDA 12.4+ toolkit comes with it where asked.",
+        ),
+    )
+
+
+def driver_mismatch(ctx: Context) -> Iterator[Finding]:
+    if not ctx.has_nvidia:
+        return
+    evidence = ctx.lines("nvidia-version-mismatch")
+    s = ctx.s
+    if s.nvidia_smi and s.nvidia_smi.error and "mismatch" in s.nvidia_smi.error.text.lower():
+        evidence.append(s.nvidia_smi.error)
+    kernel = s.nvidia_kernel.version if s.nvidia_kernel else None
+    if kernel and ctx.platform not in ("wsl2", "container"):
+        for lib in s.libs or []:
+            m = _LIBCUDA_VERSION.search(lib.path)
+            if m and lib.arch != "i386" and not kernel.startswith(f"{m.group(1)}.{m.group(2)}"):
+                evidence.append(lib.raw or Line("ldconfig.txt", lib.path))
+                evidence += s.nvidia_kernel.raw[:1]
+    # a stale libcuda beside a driver that works: on bare metal that is a half-replaced driver
+    if ctx.gpu_compute and ctx.platform == "native":
+        evidence += ctx.lines("libcuda-missing-symbol")
+    if evidence:
+        yield Finding(
+            "nvidia-driver-mismatch",
+            "error",
+            "The loaded NVIDIA kernel module and the user-space driver libraries differ"
+            " (typically a driver upgrade without reboot).",
+            evidence,
+            Remedy("reboot", "Reboot; if it persists, reinstall matching driver packages."),
+        )
+
+
+def cuda_runtime_mismatch(ctx: Context) -> Iterator[Finding]:
+    """A CUDA 11 (or foreign) runtime where Ollama's loader can see it."""
+    if not ctx.has_nvidia:
+        return
+    s = ctx.s
+    stale: list[Line] = []
+    for name, version in (s.packages or {}).items():
+        if name == "nvidia-cuda-toolkit" and version.split(".")[0] in ("10", "11"):
+            stale.append(Line("packages.txt", f"{name} {version}"))
+        elif _STALE_TOOLKIT.match(name):
+            stale.append(Line("packages.txt", f"{name} {version}"))
+    for tk in s.cuda.toolkits if s.cuda else []:
+        if tk.version and tk.version.split(".")[0] in ("10", "11"):
+            stale.append(tk.raw or Line("cuda-toolkits.txt", f"{tk.path} {tk.version}"))
+    if s.cuda and s.cuda.nvcc_version and s.cuda.nvcc_version.split(".")[0] in ("10", "11"):
+        stale += s.cuda.raw[:1]
+    env = ctx.service_env or {}
+    on_path = [
+        line
+        for line in ctx.env_line("LD_LIBRARY_PATH")
+        if re.search(r"cuda-?1[01]", line.text)
+    ]
+    on_path += [
+        line for line in (s.cuda.raw if s.cuda else []) if line.text.startswith("ldconf ")
+        and re.search(r"cuda-?1[01]", line.text)
+    ]
+    foreign = [
+        e.line
+        for e in ctx.events("cuda-lib-load-failed")
+        if re.search(r"PhysX|cuda-?1[01]|/usr/local/cuda", e.line.text, re.IGNORECASE)
+    ]
+    if not stale and not foreign and "cuda-1" not in env.get("LD_LIBRARY_PATH", ""):
+        return
+    blocking = bool(on_path or foreign) or ctx.era == "A"
+    severity = "error" if blocking and not ctx.gpu_in_use else "warning"
+    yield Finding(
+        "cuda-runtime-mismatch",
+        severity,
+        "A stale CUDA 10/11 toolkit is installed"
+        + (" and on the server's library path" if on_path or foreign else "")
+        + "; Ollama must load its own bundled CUDA 12/13 runtime.",
+        stale + on_path + foreign,
+        Remedy(
+            "cuda-toolkit",
+            "Purge the CUDA 11 toolkit (nvidia-cuda-toolkit, cuda-*-11-*, /usr/local/cuda-11*)"
+            " and install cuda-toolkit-12-4 or newer from NVIDIA's repository.",
+            automatic=True,
+            params={"install": "cuda-toolkit-12-4", "purge": [ln.text.split()[0] for ln in stale]},
+        ),
+    )
+
+
+def uvm_broken(ctx: Context) -> Iterator[Finding]:
+    evidence = ctx.lines("cuda-unknown-999")
+    if evidence and not ctx.gpu_compute:
+        yield Finding(
+            "nvidia-uvm-broken",
+            "error",
+            "CUDA initialisation fails with error 999: the nvidia_uvm state is broken,"
+            " typically after suspend/resume.",
+            evidence,
+            Remedy(
+                "nvidia-uvm-reload",
+                "Stop ollama, `rmmod nvidia_uvm && modprobe nvidia_uvm`, start ollama; set"
+                " `options nvidia NVreg_PreserveVideoMemoryAllocations=1` to prevent it.",
+                automatic=True,
+            ),
+        )
+
+
+def gpu_too_old(ctx: Context) -> Iterator[Finding]:
+    evidence = ctx.lines("cuda-gpu-too-old", "amd-too-old")
+    for event in ctx.events("cuda-cc-not-compiled"):
+        evidence.append(event.line)
+    for cap in ctx.compute_caps:
+        try:
+            if float(cap) < nvidia.MIN_COMPUTE_CAP:
+                evidence.append(Line("nvidia-smi-query.csv", f"compute capability {cap}"))
+        except ValueError:
+            continue
+    if evidence and not ctx.gpu_compute:
+        yield Finding(
+            "gpu-too-old",
+            "error",
+            "The GPU's architecture is below what this Ollama build supports.",
+            evidence,
+            Remedy(
+                "advise",
+                "Use a release built for this GPU (compute capability 5.0+ for current"
+                " Ollama), or Vulkan where the GPU has it.",
+            ),
+        )
+
+
+RULES = (no_driver, driver_too_old, driver_mismatch, cuda_runtime_mismatch, uvm_broken, gpu_too_old)

@@ -1,0 +1,183 @@
+"""Platform rules: WSL 1/2, containers and Jetson change which GPU path can work at all."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from ollama_gpu_fix.findings import Finding, Remedy
+from ollama_gpu_fix.rules.context import Context
+from ollama_gpu_fix.snapshot import Line
+
+WSL_LIB = "/usr/lib/wsl/"
+# Packages that put a Linux driver (and its libcuda) into a WSL guest. NVIDIA's WSL guide:
+# only the toolkit from the wsl-ubuntu repo belongs there (ollama-anchor.md 7.2).
+_GUEST_DRIVER_PKG = re.compile(
+    r"^(nvidia-driver-\d+|nvidia-utils-\d+|libnvidia-compute-\d+|cuda-drivers(-\d+)?"
+    r"|nvidia-kernel-\S+|nvidia-dkms-\d+|nvidia-open(-\d+)?|libcuda1)$"
+)
+_LIBCUDA = re.compile(r"libcuda\.so\.\d+\.\d+")
+
+
+def wsl1(ctx: Context) -> Iterator[Finding]:
+    if ctx.platform == "wsl1":
+        yield Finding(
+            "wsl1-unsupported",
+            "error",
+            "This is WSL 1, which has no GPU passthrough.",
+            ctx.s.kernel.raw[:1] if ctx.s.kernel else [],
+            Remedy("advise", "Convert the distribution: `wsl --set-version <distro> 2`."),
+        )
+
+
+def _guest_libcuda(ctx: Context) -> list[Line]:
+    out = [
+        lib.raw or Line("ldconfig.txt", lib.path)
+        for lib in ctx.s.libs or []
+        if _LIBCUDA.search(lib.path) and not lib.path.startswith(WSL_LIB)
+    ]
+    for event in ctx.events("libcuda-missing-symbol", "nvidia-no-devices", "cuda-lib-load-failed"):
+        if _LIBCUDA.search(event.line.text) and WSL_LIB not in event.line.text:
+            out.append(event.line)
+    return out
+
+
+def wsl2_guest_driver(ctx: Context) -> Iterator[Finding]:
+    platform = ctx.platform
+    packages = [
+        Line("packages.txt", f"{name} {version}")
+        for name, version in (ctx.s.packages or {}).items()
+        if _GUEST_DRIVER_PKG.match(name)
+    ]
+    libs = _guest_libcuda(ctx)
+    if platform == "wsl2":
+        evidence = packages + libs
+    elif platform == "unknown" and ctx.gpu_compute and ctx.lines("libcuda-missing-symbol"):
+        # A pre-CUDA-11 libcuda rejected while a CUDA device still comes up with a current
+        # driver: two driver stacks at once. On bare metal a driver install replaces libcuda
+        # in place; the usual way to get both is a Linux driver in a WSL2 guest beside the
+        # Windows one injected at /usr/lib/wsl/lib (ollama#5988).
+        evidence = libs
+    else:
+        return
+    if not evidence:
+        return
+    yield Finding(
+        "wsl2-linux-driver-in-guest",
+        "error",
+        "A Linux NVIDIA driver / libcuda is installed inside WSL2 and shadows the Windows"
+        " driver's /usr/lib/wsl/lib/libcuda.so.",
+        (ctx.s.kernel.raw[:1] if ctx.s.kernel else []) + evidence,
+        Remedy(
+            "wsl2-purge-guest-driver",
+            "Purge the guest's nvidia-driver/libnvidia/cuda-drivers packages and stray"
+            " libcuda.so.*; keep only the toolkit from NVIDIA's wsl-ubuntu repository.",
+            True,
+            {"packages": [ln.text.split()[0] for ln in packages]},
+        ),
+    )
+
+
+def wsl2_passthrough(ctx: Context) -> Iterator[Finding]:
+    if ctx.platform != "wsl2" or ctx.gpu_compute:
+        return
+    evidence = ctx.lines("nvml-init-failed", "cuda-init-500", "nvidia-no-devices")
+    smi = ctx.s.nvidia_smi
+    if smi and smi.error:
+        evidence.append(smi.error)
+    if ctx.probe_absent("/dev/dxg"):
+        evidence += ctx.probe_line("/dev/dxg")
+    if ctx.has_amd and not ctx.has_nvidia:
+        return
+    if evidence:
+        yield Finding(
+            "wsl2-passthrough-broken",
+            "error",
+            "The Windows host's GPU driver does not reach this WSL2 guest.",
+            evidence,
+            Remedy("advise", "Update the Windows NVIDIA driver, run `wsl --shutdown`, check /dev/dxg."),
+        )
+
+
+def wsl2_amd(ctx: Context) -> Iterator[Finding]:
+    if ctx.platform == "wsl2" and ctx.has_amd and not ctx.has_nvidia:
+        evidence = ctx.probe_line("/dev/kfd") + (ctx.s.kernel.raw[:1] if ctx.s.kernel else [])
+        yield Finding(
+            "wsl2-amd-unsupported",
+            "error",
+            "Ollama has no GPU path for AMD GPUs inside WSL2.",
+            evidence,
+            Remedy(
+                "advise",
+                "Run Ollama on the Windows side and point OLLAMA_HOST in WSL at it"
+                " (bind it to a specific address on Windows, not 0.0.0.0).",
+            ),
+        )
+
+
+def container(ctx: Context) -> Iterator[Finding]:
+    s = ctx.s
+    in_container = ctx.platform == "container"
+    evidence: list[Line] = []
+    smi = s.nvidia_smi
+    cuda_na = [ln for ln in (smi.raw if smi else []) if re.search(r"CUDA Version:\s*N/A", ln.text)]
+    if cuda_na and not ctx.gpu_compute and ctx.platform in ("container", "unknown"):
+        # NVML answers but libcuda is absent: the container runtime injected only the utility
+        # libraries (NVIDIA_DRIVER_CAPABILITIES without compute; ollama PR #1306)
+        evidence += cuda_na
+    env = ctx.service_env or {}
+    caps = env.get("NVIDIA_DRIVER_CAPABILITIES")
+    if caps is not None and not {"compute", "all"} & set(caps.split(",")):
+        evidence += ctx.env_line("NVIDIA_DRIVER_CAPABILITIES")
+    run = s.container_run
+    if run:
+        caps = run.env.get("NVIDIA_DRIVER_CAPABILITIES")
+        if caps is not None and not {"compute", "all"} & set(caps.split(",")):
+            evidence += run.raw
+        if ctx.has_nvidia and not run.gpus_flag and run.runtime != "nvidia":
+            evidence += run.raw
+        if ctx.has_amd and not any(d.startswith("/dev/kfd") for d in run.devices):
+            evidence += run.raw
+    if in_container and not ctx.gpu_compute and s.dev_nodes is not None:
+        nodes = {d.path for d in s.dev_nodes}
+        if ctx.has_nvidia and not any(p.startswith("/dev/nvidia") for p in nodes):
+            evidence.append(Line("dev-nodes.txt", "no /dev/nvidia* device node in the container"))
+        if ctx.has_amd and "/dev/kfd" not in nodes:
+            evidence.append(Line("dev-nodes.txt", "no /dev/kfd device node in the container"))
+    if evidence:
+        yield Finding(
+            "container-no-gpu-access",
+            "error",
+            "Ollama runs in a container that was not given the GPU (or only NVML, not CUDA).",
+            list(dict.fromkeys(evidence)),
+            Remedy(
+                "container-toolkit",
+                "Install nvidia-container-toolkit, `nvidia-ctk runtime configure`, and run with"
+                " --gpus=all and NVIDIA_DRIVER_CAPABILITIES=compute,utility (AMD: --device"
+                " /dev/kfd --device /dev/dri).",
+                automatic=in_container is False,
+            ),
+        )
+
+
+def jetson(ctx: Context) -> Iterator[Finding]:
+    tegra = ctx.s.tegra
+    if not tegra or not tegra.release or ctx.gpu_compute:
+        return
+    libs = ctx.s.ollama_libs
+    has_jetpack = bool(libs and any("jetpack" in v for v in libs.variants))
+    supported = tegra.release in ("R35", "R36")
+    failing = ctx.cpu_fallback or ctx.lines(
+        "cuda-lib-load-failed", "cuda-no-device", "cuda-driver-insufficient"
+    )
+    if failing and (not supported or (libs is not None and not has_jetpack)):
+        yield Finding(
+            "jetson-unsupported",
+            "error",
+            f"Jetson {tegra.release} without the JetPack-specific Ollama build.",
+            tegra.raw[:1] + (libs.raw[:3] if libs else []),
+            Remedy("advise", "Install Ollama's JetPack 5/6 bundle (R35/R36) or set JETSON_JETPACK."),
+        )
+
+
+RULES = (wsl1, wsl2_amd, wsl2_guest_driver, wsl2_passthrough, container, jetson)

@@ -1,0 +1,162 @@
+"""Service rules: is Ollama installed and running, and does its environment help or hide the GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ollama_gpu_fix.findings import Finding, Remedy
+from ollama_gpu_fix.rules.context import Context
+from ollama_gpu_fix.snapshot import Line
+
+# Variables that hide every GPU of a vendor when set to these values (ollama-anchor.md 2.1,
+# 2.2, 2.3 and 2.4: "force CPU with invalid ID -1"; OLLAMA_LLM_LIBRARY other than a GPU dir).
+HIDING_VALUES = {
+    "CUDA_VISIBLE_DEVICES": ("-1", ""),
+    "HIP_VISIBLE_DEVICES": ("-1", ""),
+    "ROCR_VISIBLE_DEVICES": ("-1", ""),
+    "GPU_DEVICE_ORDINAL": ("-1", ""),
+    "GGML_VK_VISIBLE_DEVICES": ("-1",),
+    "OLLAMA_VULKAN": ("0", "false"),
+}
+GPU_LIBRARIES = ("cuda", "rocm", "vulkan", "cuda_jetpack")
+
+
+def not_installed(ctx: Context) -> Iterator[Finding]:
+    s = ctx.s
+    evidence: list[Line] = []
+    if ctx.tool_absent("ollama") and not (s.process and s.process.pid):
+        if s.unit is None or s.unit.missing or not s.unit.fragment:
+            evidence += ctx.probe_line("tool.ollama=")
+    version = s.ollama_version
+    if version and not version.client_version and not version.version:
+        evidence += [r for r in version.raw if "not found" in r.text.lower()]
+    if evidence and not ctx.gpu_in_use:
+        yield Finding(
+            "ollama-not-installed",
+            "error",
+            "Ollama is not installed on this host.",
+            evidence,
+            Remedy("advise", "Install Ollama (official install script or package); this tool"
+                   " does not install it unless asked."),
+        )
+
+
+def not_running(ctx: Context) -> Iterator[Finding]:
+    s = ctx.s
+    if s.process and s.process.pid:
+        return
+    evidence: list[Line] = []
+    unit = s.unit
+    if unit and unit.fragment and unit.active_state in ("inactive", "failed", "deactivating"):
+        evidence += [r for r in unit.raw if r.text.startswith(("ActiveState=", "SubState="))]
+    version = s.ollama_version
+    if version and version.server_reachable is False:
+        evidence += [r for r in version.raw if "could not connect" in r.text.lower()]
+    if evidence and not ctx.tool_absent("ollama"):
+        yield Finding(
+            "ollama-not-running",
+            "error",
+            "Ollama is installed but its server is not running or not reachable.",
+            evidence,
+            Remedy("start-service", "Enable and start ollama.service; read its last log lines.",
+                   True),
+        )
+
+
+def env_forces_cpu(ctx: Context) -> Iterator[Finding]:
+    env = ctx.service_env
+    evidence: list[Line] = []
+    unset: list[str] = []
+    if env:
+        for name, hiding in HIDING_VALUES.items():
+            if name in env and env[name].strip().strip("\"'") in hiding:
+                if name == "OLLAMA_VULKAN" and not _vulkan_is_the_path(ctx):
+                    continue
+                if name == "GGML_VK_VISIBLE_DEVICES" and not _vulkan_is_the_path(ctx):
+                    continue
+                unset.append(name)
+                evidence += ctx.env_line(name) or [Line("environment", f"{name}={env[name]}")]
+        library = env.get("OLLAMA_LLM_LIBRARY", "").strip().lower()
+        if library and not library.startswith(GPU_LIBRARIES):
+            unset.append("OLLAMA_LLM_LIBRARY")
+            evidence += ctx.env_line("OLLAMA_LLM_LIBRARY")
+    for event in ctx.events("visible-devices-override"):
+        if any(v.strip() in ("-1", "") for k, v in event.fields.items() if k.endswith("DEVICES")):
+            evidence.append(event.line)
+    if evidence and not ctx.gpu_compute:
+        yield Finding(
+            "env-forces-cpu",
+            "error",
+            "The server's own environment hides or disables the GPU: "
+            + ", ".join(dict.fromkeys(unset or ["a *_VISIBLE_DEVICES override"])) + ".",
+            list(dict.fromkeys(evidence)),
+            Remedy("service-env", "Remove the variable from the unit/drop-in and restart.", True,
+                   {"unset": unset}),
+        )
+
+
+def _vulkan_is_the_path(ctx: Context) -> bool:
+    return not ctx.has_nvidia and (ctx.has_intel or ctx.has_amd)
+
+
+def override_not_applied(ctx: Context) -> Iterator[Finding]:
+    s = ctx.s
+    env = ctx.service_env
+    evidence: list[Line] = []
+    wanted: dict[str, str] = {}
+    # 1. set in a shell profile, which systemd never reads
+    for item in s.shell_env or []:
+        if env is not None and env.get(item.name) != item.value:
+            evidence.append(item.raw or Line("shell-env.txt", f"{item.file}:{item.name}"))
+            wanted[item.name] = item.value
+    unit, proc = s.unit, s.process
+    # 2. written in a unit file but not in the manager's view (no daemon-reload)
+    if unit:
+        written: dict[str, tuple[str, Line | None]] = {}
+        for f in ([unit.fragment] if unit.fragment else []) + unit.dropins:
+            for name, value in f.environment.items():
+                written[name] = (value, f.lines[0] if f.lines else None)
+        shown = unit.active_state is not None or bool(unit.environment)
+        for name, (value, line) in written.items():
+            if name == "PATH":
+                continue
+            if shown and unit.environment.get(name) != value:
+                evidence += [ln for ln in [line] if ln]
+                wanted[name] = value
+            elif proc and proc.pid and proc.environment is not None and (
+                proc.environment.get(name) != value
+            ):
+                # 3. the manager knows it but the running server predates it, or was started
+                # by hand outside the service
+                evidence += [ln for ln in [line] if ln] + proc.raw[:3]
+                wanted[name] = value
+        if unit.need_daemon_reload:
+            evidence += [r for r in unit.raw if r.text.startswith("NeedDaemonReload=")]
+    # 4. quoted values: systemd keeps inner quotes, ROCm rejects them (#5090)
+    for name in ("HSA_OVERRIDE_GFX_VERSION",):
+        value = (env or {}).get(name, "")
+        if value[:1] in ("'", '"') or value.startswith('\\"'):
+            evidence += ctx.env_line(name)
+            wanted[name] = value.strip("\\\"'")
+    evidence += ctx.lines("hsa-override-invalid")
+    if proc and proc.pid and proc.under_systemd is False and unit and unit.fragment:
+        evidence += [r for r in proc.raw if r.text.startswith(("parent=", "cgroup="))]
+    if not evidence or ctx.gpu_compute:
+        return
+    yield Finding(
+        "override-not-applied",
+        "error",
+        "A GPU setting was written where the running server never sees it"
+        + (f" ({', '.join(wanted)})" if wanted else "") + ".",
+        list(dict.fromkeys(evidence)),
+        Remedy(
+            "service-env",
+            "Put it in an ollama.service drop-in (unquoted), daemon-reload and restart the"
+            " service; do not start `ollama serve` by hand.",
+            True,
+            {"env": wanted},
+        ),
+    )
+
+
+RULES = (not_installed, not_running, env_forces_cpu, override_not_applied)
