@@ -1,6 +1,218 @@
-"""systemctl-cat.txt and systemctl-show.txt."""
+"""systemctl-cat.txt and systemctl-show.txt: the ollama unit, its drop-ins, its environment.
+
+Environment= is split exactly as systemd does (extract_first_word with EXTRACT_UNQUOTE |
+EXTRACT_CUNESCAPE, as in config_parse_environ): words are separated by whitespace, quotes
+are removed wherever they appear in a word (`Environment="A=1" B=2`, `A="1"` -> A=1), C
+escapes are decoded, and a quote of the other kind inside a quoted word is a literal
+character. So `Environment="HSA_OVERRIDE_GFX_VERSION='10.3.0'"` and
+`Environment="HSA_OVERRIDE_GFX_VERSION=\\"10.3.0\\""` give values that still hold quotes, which
+ROCm then rejects. (systemd before v228 split Environment= with FOREACH_WORD_QUOTED, which
+left quotes inside a word; the raw lines are kept for such hosts.) `systemctl show` prints
+the effective environment in the same quoting, so it is split the same way.
+"""
+
+from __future__ import annotations
+
+import re
 from collections.abc import Mapping
-from ollama_gpu_fix.snapshot import SystemdUnit
+
+from ollama_gpu_fix.parsers.kernel import section_lines
+from ollama_gpu_fix.snapshot import Line, SystemdUnit, UnitFile
+
+_SIMPLE_ESCAPES = {
+    "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
+    "\\": "\\", '"': '"', "'": "'", "s": " ",
+}  # fmt: skip
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HEADER = re.compile(r"^#\s+(/\S+\.(?:service|conf))\s*$")
+
+
+def _unescape(text: str, i: int) -> tuple[str, int]:
+    """C escape at text[i] (the char after the backslash) -> (decoded, next index)."""
+    c = text[i]
+    if c in _SIMPLE_ESCAPES:
+        return _SIMPLE_ESCAPES[c], i + 1
+    for prefix, width, base in (("x", 2, 16), ("u", 4, 16), ("U", 8, 16)):
+        digits = text[i + 1 : i + 1 + width]
+        if c == prefix and len(digits) == width and re.fullmatch(r"[0-9a-fA-F]+", digits):
+            code = int(digits, base)
+            if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF:
+                return chr(code), i + 1 + width
+    digits = text[i : i + 3]
+    if re.fullmatch(r"[0-3][0-7]{2}", digits) and int(digits, 8) > 0:
+        return chr(int(digits, 8)), i + 3
+    return "\\" + c, i + 1  # unknown escape: kept verbatim (EXTRACT_CUNESCAPE_RELAX)
+
+
+def split_words(value: str) -> list[str]:
+    """systemd's extract_first_word(EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE), repeated.
+
+    An unbalanced quote ends the list there (systemd logs "Invalid syntax, ignoring").
+    """
+    words: list[str] = []
+    word: list[str] | None = None
+    quote: str | None = None
+    i = 0
+    while i < len(value):
+        c = value[i]
+        if c == "\\":
+            if i + 1 >= len(value):
+                if quote is None and word is not None:
+                    word.append("\\")
+                break
+            decoded, i = _unescape(value, i + 1)
+            word = word if word is not None else []
+            word.append(decoded)
+            continue
+        if quote is not None:
+            if c == quote:
+                quote = None
+            else:
+                word = word if word is not None else []
+                word.append(c)
+        elif c in "\"'":
+            quote = c
+            word = word if word is not None else []
+        elif c in " \t\n":
+            if word is not None:
+                words.append("".join(word))
+                word = None
+        else:
+            word = word if word is not None else []
+            word.append(c)
+        i += 1
+    if quote is not None:
+        return words  # unbalanced: the unfinished word is dropped
+    if word is not None:
+        words.append("".join(word))
+    return words
+
+
+def parse_environment(value: str, into: dict[str, str] | None = None) -> dict[str, str]:
+    """Apply one Environment= value: assignments in order, empty value resets the list."""
+    env = {} if into is None else into
+    if not value.strip():
+        env.clear()
+        return env
+    for word in split_words(value.replace("%%", "%")):
+        name, sep, val = word.partition("=")
+        if sep and _ENV_NAME.match(name):
+            env[name] = val
+    return env
+
+
+def _logical_lines(lines: list[tuple[Line, str]]) -> list[tuple[Line, str]]:
+    """Join unit-file continuation lines (trailing backslash -> one space)."""
+    out: list[tuple[Line, str]] = []
+    pending: tuple[Line, str] | None = None
+    for line, text in lines:
+        if pending is not None:
+            text = pending[1] + " " + text
+            line = pending[0]
+            pending = None
+        if text.endswith("\\") and not text.startswith(("#", ";")):
+            pending = (line, text[:-1].rstrip())
+            continue
+        out.append((line, text))
+    if pending is not None:
+        out.append(pending)
+    return out
+
+
+def _parse_cat(lines: list[tuple[Line, str]], unit: SystemdUnit) -> None:
+    current: UnitFile | None = None
+    section: str | None = None
+    exec_start: str | None = None
+    user = group = None
+    for line, text in _logical_lines(lines):
+        header = _HEADER.match(text)
+        if header:
+            current = UnitFile(path=header.group(1), lines=[line])
+            if ".d/" in current.path or unit.fragment is not None:
+                unit.dropins.append(current)
+            else:
+                unit.fragment = current
+            section = None
+            unit.raw.append(line)
+            continue
+        low = text.lower()
+        if "no files found for" in low or re.search(r"unit \S+ could not be found", low):
+            unit.missing = True
+            unit.raw.append(line)
+            continue
+        if low.startswith("# warning:") and "changed on disk" in low:
+            unit.need_daemon_reload = True
+            unit.raw.append(line)
+            continue
+        if current is None:
+            current = UnitFile(path="(pasted)", lines=[])  # a unit pasted without its header
+            unit.fragment = current
+        current.lines.append(line)
+        if text.startswith(("#", ";")):
+            continue
+        sect = re.match(r"^\[(\w+)\]", text)
+        if sect:
+            section = sect.group(1)
+            continue
+        if section not in (None, "Service"):
+            continue
+        key, sep, value = text.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep:
+            continue
+        if key == "Environment":
+            parse_environment(value, current.environment)
+            unit.raw.append(line)
+        elif key == "ExecStart":
+            exec_start = value or None  # an empty ExecStart= resets the list
+            unit.raw.append(line)
+        elif key in ("User", "Group"):
+            if key == "User":
+                user = value or None
+            else:
+                group = value or None
+            unit.raw.append(line)
+    unit.exec_start, unit.user, unit.group = exec_start, user, group
+
+
+def _parse_show(lines: list[tuple[Line, str]], unit: SystemdUnit) -> None:
+    for line, text in lines:
+        key, sep, value = text.partition("=")
+        if not sep or not re.match(r"^[A-Za-z]+$", key):
+            if re.search(r"unit \S+ could not be found", text, re.I):
+                unit.missing = True
+                unit.raw.append(line)
+            continue
+        unit.raw.append(line)
+        value = value.strip()
+        if key == "Environment":
+            unit.environment = parse_environment(value, {})
+        elif key == "ActiveState":
+            unit.active_state = value or None
+        elif key == "SubState":
+            unit.sub_state = value or None
+        elif key == "User":
+            unit.user = value or None
+        elif key == "Group":
+            unit.group = value or None
+        elif key == "DropInPaths":
+            unit.dropin_paths = value.split()
+        elif key == "NeedDaemonReload":
+            unit.need_daemon_reload = value == "yes" if value in ("yes", "no") else None
+        elif key == "LoadState":
+            if value == "not-found":
+                unit.missing = True
+            elif value == "loaded" and unit.missing is None:
+                unit.missing = False
+        elif key == "ExecStart":
+            argv = re.search(r"argv\[\]=(.*?)\s;", value)
+            unit.exec_start = argv.group(1) if argv else (value or None)
+
 
 def parse(sections: Mapping[str, str]) -> SystemdUnit | None:
-    return None  # TODO(parsers)
+    if "systemctl-cat.txt" not in sections and "systemctl-show.txt" not in sections:
+        return None
+    unit = SystemdUnit()
+    _parse_cat(section_lines(sections, "systemctl-cat.txt"), unit)
+    _parse_show(section_lines(sections, "systemctl-show.txt"), unit)
+    return unit
