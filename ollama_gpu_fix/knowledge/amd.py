@@ -30,45 +30,73 @@ def _t(text: str) -> frozenset[str]:
 # is the list Ollama itself printed in #8679 (v0.5.x, 2025-01).
 GFX_BUNDLES: tuple[GfxBundle, ...] = (
     GfxBundle(
-        None, "0.6.0", "6.1.2",
-        _t("gfx900 gfx906 gfx908 gfx90a gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 "
-           "gfx1100 gfx1101 gfx1102"),
+        None,
+        "0.6.0",
+        "6.1.2",
+        _t(
+            "gfx900 gfx906 gfx908 gfx90a gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 "
+            "gfx1100 gfx1101 gfx1102"
+        ),
         "supported types printed by v0.5.x in ollama#8679",
     ),
     GfxBundle(
-        "0.6.0", "0.9.0", "6.3.3",
-        _t("gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
-           "gfx906 gfx908 gfx90a"),
+        "0.6.0",
+        "0.9.0",
+        "6.3.3",
+        _t(
+            "gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
+            "gfx906 gfx908 gfx90a"
+        ),
         "CMakePresets.json v0.6-v0.8",
     ),
     GfxBundle(
-        "0.9.0", "0.12.0", "6.3.3",
-        _t("gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
-           "gfx906 gfx908 gfx90a gfx1151 gfx1200 gfx1201"),
+        "0.9.0",
+        "0.12.0",
+        "6.3.3",
+        _t(
+            "gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
+            "gfx906 gfx908 gfx90a gfx1151 gfx1200 gfx1201"
+        ),
         "CMakePresets.json v0.9-v0.11",
     ),
     GfxBundle(
-        "0.12.0", "0.18.0", "6.3.3",
-        _t("gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1151 "
-           "gfx1200 gfx1201 gfx908 gfx90a"),
+        "0.12.0",
+        "0.18.0",
+        "6.3.3",
+        _t(
+            "gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1151 "
+            "gfx1200 gfx1201 gfx908 gfx90a"
+        ),
         "CMakePresets.json v0.12-v0.17; gfx900/906 blocked from v0.12.4 (55ca82726, #12481)",
     ),
     GfxBundle(
-        "0.18.0", "0.31.2", "7.2",
-        _t("gfx942 gfx950 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1103 gfx1150 "
-           "gfx1151 gfx1200 gfx1201 gfx908 gfx90a"),
+        "0.18.0",
+        "0.31.2",
+        "7.2",
+        _t(
+            "gfx942 gfx950 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1103 gfx1150 "
+            "gfx1151 gfx1200 gfx1201 gfx908 gfx90a"
+        ),
         "CMakePresets.json v0.18-v0.31.1 (ROCm 7.2, ebb1b9ec1)",
     ),
     GfxBundle(
-        "0.31.2", None, "7.2.1",
-        _t("gfx908 gfx90a gfx942 gfx950 gfx1030 gfx1100 gfx1101 gfx1102 gfx1150 gfx1151 "
-           "gfx1200 gfx1201"),
+        "0.31.2",
+        None,
+        "7.2.1",
+        _t(
+            "gfx908 gfx90a gfx942 gfx950 gfx1030 gfx1100 gfx1101 gfx1102 gfx1150 gfx1151 "
+            "gfx1200 gfx1201"
+        ),
         "CMakePresets.json >= v0.31.2 (26acfa42b, #17010: 'We rely on Vulkan now')",
     ),
 )
 
 # Physical gfx -> (HSA_OVERRIDE_GFX_VERSION, the bundled target it maps to, source).
 # ollama-anchor.md 6.2. Only overrides with reports of working are listed; the rest go Vulkan.
+# gfx1103 -> 11.0.0 holds only with ROCm 6 bundles (< v0.18): v0.18-v0.31.1 bundle gfx1103
+# natively, and with ROCm 7.2 forcing 11.0.0 "is actively wrong on the 780M" (project-nomad
+# #1075), so from v0.31.2 it goes to Vulkan.
+OVERRIDE_BEFORE: dict[str, str] = {"gfx1103": "0.18.0"}
 OVERRIDES: dict[str, tuple[str, str, str]] = {
     "gfx1031": ("10.3.0", "gfx1030", "ollama#8772 (solved), #3547, ROCm#2353"),
     "gfx1032": ("10.3.0", "gfx1030", "ollama#8473"),
@@ -110,6 +138,9 @@ def override_for(gfx: str, version: Version | None) -> tuple[str, str] | None:
     if entry is None:
         return None
     value, target, source = entry
+    before = OVERRIDE_BEFORE.get(gfx)
+    if before is not None and version is not None and version >= Version(before):
+        return None
     bundle = bundle_for(version)
     if bundle is not None and target not in bundle.targets:
         return None

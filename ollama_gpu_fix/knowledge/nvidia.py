@@ -24,16 +24,28 @@ class DriverFloor:
 # Minimum NVIDIA driver per Ollama release (what its bundled CUDA runtime needs).
 DRIVER_FLOORS: tuple[DriverFloor, ...] = (
     DriverFloor(
-        None, "0.9.3", 450, 450, "cuda_v11 + cuda_v12",
+        None,
+        "0.9.3",
+        450,
+        450,
+        "cuda_v11 + cuda_v12",
         "cuda_v11 bundle until v0.9.3 (1c6669e64); CUDA 11.x minor-version compatibility >= 450 "
         "(docs.nvidia.com/deploy/cuda-compatibility); ollama-anchor.md 0 and 7.1",
     ),
     DriverFloor(
-        "0.9.3", "0.30.0", 531, 531, "cuda_v12 (+ cuda_v13 from 0.11.11)",
+        "0.9.3",
+        "0.30.0",
+        531,
+        531,
+        "cuda_v12 (+ cuda_v13 from 0.11.11)",
         "docs/gpu.md 'driver version 531 and newer' until f22ec2ec4; ollama-anchor.md 2.1",
     ),
     DriverFloor(
-        "0.30.0", None, 550, 570, "cuda_v12 built with CUDA 12.8 + cuda_v13",
+        "0.30.0",
+        None,
+        550,
+        570,
+        "cuda_v12 built with CUDA 12.8 + cuda_v13",
         "discover/cuda_compat.go: cuda_v12 needs >= 550 (compressed fatbins), CC < 7.0 needs "
         ">= 570 (PTX JIT); enforced from v0.30.11 (f22ec2ec4), 0.30.0-0.30.10 crash instead "
         "(#16449); ollama-anchor.md 2.1, 3.3, 7.1",

@@ -36,7 +36,9 @@ class Era:
 
 # Discovery eras (ollama-anchor.md section 0).
 ERAS: tuple[Era, ...] = (
-    Era("A", None, "in-process cgo discovery: dlopen libcuda/libcudart/libnvidia-ml, AMD via sysfs"),
+    Era(
+        "A", None, "in-process cgo discovery: dlopen libcuda/libcudart/libnvidia-ml, AMD via sysfs"
+    ),
     Era("B", "0.12.4", "runner-based discovery per lib/ollama/<variant> (#12090, bc8909fb3)"),
     Era("C", "0.30.0", "llama-server is the only engine; llama-server --list-devices (9db4bdbad)"),
 )

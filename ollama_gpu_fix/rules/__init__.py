@@ -24,8 +24,12 @@ RULES: tuple[Rule, ...] = (
     *outcome.RULES,
 )
 _FAILURE_EVENTS = (
-    "discovery-failure", "discovery-timeout", "cuda-lib-load-failed", "cuda-no-device",
-    "rocm-no-device", "no-compatible-gpus",
+    "discovery-failure",
+    "discovery-timeout",
+    "cuda-lib-load-failed",
+    "cuda-no-device",
+    "rocm-no-device",
+    "no-compatible-gpus",
 )
 
 
@@ -53,7 +57,7 @@ def _unexplained(ctx: Context, findings: list[Finding]) -> Iterable[Finding]:
     if not evidence or any(f.code == "no-gpu" for f in findings):
         return
     log = ctx.s.log
-    evidence += (log.gpu_lines[-10:] if log else [])
+    evidence += log.gpu_lines[-10:] if log else []
     yield Finding(
         "other",
         "error",

@@ -25,10 +25,12 @@ def rocm_missing(ctx: Context) -> Iterator[Finding]:
         if not event.fields.get("supported", "").strip():
             evidence.append(event.line)  # "supported types:[]": no rocBLAS files at all
     evidence += ctx.lines("amd-no-rocm-lib", "amd-comgr")
+    if ctx.platform != "container":
+        evidence += ctx.lines("amd-kfd-not-loaded")
     libs = ctx.s.ollama_libs
-    needs_rocm = [g for g in ctx.amd_gfx if amd.supported(g, ctx.version) or amd.override_for(
-        g, ctx.version
-    )]
+    needs_rocm = [
+        g for g in ctx.amd_gfx if amd.supported(g, ctx.version) or amd.override_for(g, ctx.version)
+    ]
     if libs and libs.roots and needs_rocm and not any(v.startswith("rocm") for v in libs.variants):
         evidence.append(
             Line("ollama-libs.txt", f"no rocm* directory under {', '.join(libs.roots)}")
@@ -51,47 +53,43 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
     """A gfx Ollama does not bundle, which a HSA_OVERRIDE_GFX_VERSION maps onto one it does."""
     if not ctx.has_amd or ctx.gpu_compute:
         return
-    evidence: list[Line] = []
-    for event in ctx.events("amd-gfx-unsupported"):
-        if event.fields.get("supported", "").strip():
-            evidence.append(event.line)
+    evidence: list[Line] = [
+        e.line for e in ctx.events("amd-gfx-unsupported") if e.fields.get("supported", "").strip()
+    ]
     evidence += ctx.lines("amd-no-rocblas-target", "hip-no-binary")
-    current = _override_value(ctx)
-    overrides: dict[str, str] = {}
+    has_override = "HSA_OVERRIDE_GFX_VERSION" in (ctx.service_env or {})
+    overrides: dict[int, tuple[str, str]] = {}  # device index -> (gfx, value)
     for index, gfx in enumerate(ctx.amd_gfx):
-        if amd.supported(gfx, ctx.version):
-            continue
-        mapped = amd.override_for(gfx, ctx.version)
+        mapped = None if amd.supported(gfx, ctx.version) else amd.override_for(gfx, ctx.version)
         if mapped is None:
             continue
-        overrides[gfx] = mapped[0]
-        if not evidence and amd.supported(gfx, ctx.version) is False and current is None:
+        overrides[index] = (gfx, mapped[0])
+        if not evidence and amd.supported(gfx, ctx.version) is False and not has_override:
             evidence.append(
-                Line("knowledge", f"{gfx} is not among Ollama {ctx.version}'s ROCm targets;"
-                     f" HSA_OVERRIDE_GFX_VERSION={mapped[0]} maps it to a bundled one"
-                     f" (source: {mapped[1]})")
+                Line(
+                    "knowledge",
+                    f"{gfx} is not among Ollama {ctx.version}'s ROCm targets;"
+                    f" HSA_OVERRIDE_GFX_VERSION={mapped[0]} maps it to a bundled one"
+                    f" (source: {mapped[1]})",
+                )
             )
-        del index
-    if not evidence or (ctx.amd_gfx and not overrides and not ctx.events("amd-gfx-unsupported")):
-        return
-    values = sorted(set(overrides.values()))
-    env: dict[str, str] = {}
+    if not evidence or (ctx.amd_gfx and not overrides):
+        return  # no override lands on a bundled target: vulkan-needed speaks for it
+    values = {value for _, value in overrides.values()}
     if len(values) == 1:
-        env["HSA_OVERRIDE_GFX_VERSION"] = values[0]
-    else:
-        for index, gfx in enumerate(ctx.amd_gfx):
-            if gfx in overrides:
-                env[f"HSA_OVERRIDE_GFX_VERSION_{index}"] = overrides[gfx]
-    if not env:
-        env["HSA_OVERRIDE_GFX_VERSION"] = "10.3.0"  # the log names an RDNA2 part only
-    shown = " ".join(f"{k}={v}" for k, v in env.items())
+        env = {"HSA_OVERRIDE_GFX_VERSION": values.pop()}
+    else:  # mixed machine: per-device variables (ollama-anchor.md 6.2)
+        env = {f"HSA_OVERRIDE_GFX_VERSION_{i}": value for i, (_, value) in overrides.items()}
+    shown = " ".join(f"{k}={v}" for k, v in env.items()) or "HSA_OVERRIDE_GFX_VERSION"
     yield Finding(
         "rocm-gfx-unsupported",
         "error",
         f"The AMD GPU ({', '.join(ctx.amd_gfx) or 'gfx unknown'}) is outside Ollama's ROCm"
         " targets; an override maps it onto a compatible one.",
         evidence,
-        Remedy("service-env", f"Set {shown} in an ollama.service drop-in.", True, {"env": env}),
+        Remedy(
+            "service-env", f"Set {shown} in an ollama.service drop-in.", bool(env), {"env": env}
+        ),
     )
 
 

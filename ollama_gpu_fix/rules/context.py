@@ -63,9 +63,11 @@ class Context:
     @cached_property
     def service_user(self) -> str:
         unit, proc = self.s.unit, self.s.process
-        return (unit.user if unit and unit.user else None) or (
-            proc.user if proc and proc.user else None
-        ) or "ollama"
+        return (
+            (unit.user if unit and unit.user else None)
+            or (proc.user if proc and proc.user else None)
+            or "ollama"
+        )
 
     @cached_property
     def service_env(self) -> dict[str, str] | None:
@@ -106,15 +108,24 @@ class Context:
         smi = self.s.nvidia_smi
         return bool(
             self.pci_gpus(nvidia.NVIDIA_VENDOR)
-            or (smi and (smi.gpus or smi.driver_version))
+            or (smi and (smi.gpus or smi.driver_version or smi.error))
             or self.s.nvidia_kernel
             or any((c.library or "").lower() == "cuda" for c in self.compute)
             or any(d.path.startswith("/dev/nvidia") for d in self.s.dev_nodes or [])
             or self.events(
-                "nvidia-driver-too-old", "cuda-driver-insufficient", "cuda-old-driver",
-                "libcuda-missing-symbol", "cuda-kernel-image-invalid", "cuda-gpu-too-old",
-                "cuda-cc-not-compiled", "nvidia-version-mismatch", "cuda-unknown-999",
-                "cuda-init-500", "nvidia-no-devices", "cuda-no-device", "nvml-init-failed",
+                "nvidia-driver-too-old",
+                "cuda-driver-insufficient",
+                "cuda-old-driver",
+                "libcuda-missing-symbol",
+                "cuda-kernel-image-invalid",
+                "cuda-gpu-too-old",
+                "cuda-cc-not-compiled",
+                "nvidia-version-mismatch",
+                "cuda-unknown-999",
+                "cuda-init-500",
+                "nvidia-no-devices",
+                "cuda-no-device",
+                "nvml-init-failed",
                 "cuda-lib-load-failed",
             )
         )
@@ -142,9 +153,17 @@ class Context:
             or self.amd_gfx
             or any((c.library or "").lower() == "rocm" for c in self.compute)
             or self.events(
-                "amd-gfx-unsupported", "amd-no-rocblas-target", "amd-permission",
-                "amd-tensile-no-devices", "amd-kfd-not-loaded", "amd-no-rocm-lib", "amd-comgr",
-                "hip-no-binary", "amd-too-old", "hsa-override-set", "rocm-no-device",
+                "amd-gfx-unsupported",
+                "amd-no-rocblas-target",
+                "amd-permission",
+                "amd-tensile-no-devices",
+                "amd-kfd-not-loaded",
+                "amd-no-rocm-lib",
+                "amd-comgr",
+                "hip-no-binary",
+                "amd-too-old",
+                "hsa-override-set",
+                "rocm-no-device",
             )
         )
 
@@ -200,23 +219,36 @@ class Context:
         """Live evidence that Ollama ended on the CPU."""
         log = self.s.log
         models = self.s.loaded_models or []
-        return bool(
-            (self.compute and not self.gpu_compute)
-            or (log and log.total_vram and log.total_vram.strip() in ("0 B", "0B"))
-            or self.events("no-compatible-gpus")
-            or (models and all((m.size_vram or 0) == 0 for m in models))
-        ) and not self.gpu_compute
+        return (
+            bool(
+                (self.compute and not self.gpu_compute)
+                or (log and log.total_vram and log.total_vram.strip() in ("0 B", "0B"))
+                or self.events("no-compatible-gpus")
+                or (models and all((m.size_vram or 0) == 0 for m in models))
+            )
+            and not self.gpu_compute
+        )
 
-    @property
+    @cached_property
     def platform(self) -> str:
-        return platform(self.s)
+        """Where the host runs; a bundle without OS facts may still name /usr/lib/wsl paths."""
+        where = platform(self.s)
+        if where == "unknown" and self.s.log:
+            texts = [e.line.text for e in self.s.log.events] + [
+                ln.text for ln in self.s.log.gpu_lines
+            ]
+            if any("/usr/lib/wsl/" in t for t in texts):
+                return "wsl2"
+        return where
 
     def probe_absent(self, path: str) -> bool:
         """The live probe looked for this file and it was not there."""
         return bool(self.s.probe and path in self.s.probe.absent_files)
 
     def tool_absent(self, tool: str) -> bool:
-        return bool(self.s.probe and tool in self.s.probe.tools and self.s.probe.tools[tool] is None)
+        return bool(
+            self.s.probe and tool in self.s.probe.tools and self.s.probe.tools[tool] is None
+        )
 
     def probe_line(self, needle: str) -> list[Line]:
         return [r for r in (self.s.probe.raw if self.s.probe else []) if needle in r.text]

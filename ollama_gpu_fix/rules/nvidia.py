@@ -150,13 +150,12 @@ def cuda_runtime_mismatch(ctx: Context) -> Iterator[Finding]:
         stale += s.cuda.raw[:1]
     env = ctx.service_env or {}
     on_path = [
-        line
-        for line in ctx.env_line("LD_LIBRARY_PATH")
-        if re.search(r"cuda-?1[01]", line.text)
+        line for line in ctx.env_line("LD_LIBRARY_PATH") if re.search(r"cuda-?1[01]", line.text)
     ]
     on_path += [
-        line for line in (s.cuda.raw if s.cuda else []) if line.text.startswith("ldconf ")
-        and re.search(r"cuda-?1[01]", line.text)
+        Line("cuda-toolkits.txt", f"ld.so.conf.d names {path}")
+        for path in (s.cuda.ld_conf_paths if s.cuda else [])
+        if re.search(r"cuda-?1[01]", path)
     ]
     foreign = [
         e.line

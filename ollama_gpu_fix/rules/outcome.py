@@ -17,11 +17,15 @@ def vram_insufficient(ctx: Context) -> Iterator[Finding]:
         evidence += ctx.lines("offloaded-layers")
     elif offload and offload[0] == 0 and offload[1] > 0 and ctx.gpu_compute:
         evidence += ctx.lines("offloaded-layers") + [c.raw for c in ctx.gpu_compute if c.raw]
+    if ctx.has_nvidia or ctx.has_amd or ctx.gpu_compute:
+        evidence += ctx.lines("gpu-out-of-memory")
     for model in ctx.s.loaded_models or []:
         if model.size and model.size_vram is not None and 0 < model.size_vram < model.size:
             evidence.append(
                 model.raw
-                or Line("api-ps.json", f"{model.name} size={model.size} size_vram={model.size_vram}")
+                or Line(
+                    "api-ps.json", f"{model.name} size={model.size} size_vram={model.size_vram}"
+                )
             )
     if evidence:
         yield Finding(
@@ -54,14 +58,17 @@ def no_gpu(ctx: Context) -> Iterator[Finding]:
     if ctx.gpu_in_use:
         return
     gpu_nodes = [
-        d for d in ctx.s.dev_nodes or []
+        d
+        for d in ctx.s.dev_nodes or []
         if d.path.startswith(("/dev/nvidia", "/dev/kfd", "/dev/dri/renderD", "/dev/dxg"))
     ]
     if gpu_nodes and ctx.platform != "wsl2":
         return
     evidence = [
-        Line("pci-devices.txt", f"{len(ctx.s.pci or [])} PCI devices, none a GPU of NVIDIA, AMD"
-             " or Intel")
+        Line(
+            "pci-devices.txt",
+            f"{len(ctx.s.pci or [])} PCI devices, none a GPU of NVIDIA, AMD or Intel",
+        )
     ]
     yield Finding(
         "no-gpu", "info", "No usable GPU in this machine: CPU-only is expected.", evidence

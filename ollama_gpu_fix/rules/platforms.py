@@ -81,7 +81,12 @@ def wsl2_guest_driver(ctx: Context) -> Iterator[Finding]:
 def wsl2_passthrough(ctx: Context) -> Iterator[Finding]:
     if ctx.platform != "wsl2" or ctx.gpu_compute:
         return
-    evidence = ctx.lines("nvml-init-failed", "cuda-init-500", "nvidia-no-devices")
+    evidence = [
+        e.line
+        for e in ctx.events("nvml-init-failed", "cuda-init-500", "nvidia-no-devices")
+        # a stale guest libcuda failing is the guest-driver case, not the passthrough
+        if not (_LIBCUDA.search(e.line.text) and WSL_LIB not in e.line.text)
+    ]
     smi = ctx.s.nvidia_smi
     if smi and smi.error:
         evidence.append(smi.error)
@@ -95,7 +100,9 @@ def wsl2_passthrough(ctx: Context) -> Iterator[Finding]:
             "error",
             "The Windows host's GPU driver does not reach this WSL2 guest.",
             evidence,
-            Remedy("advise", "Update the Windows NVIDIA driver, run `wsl --shutdown`, check /dev/dxg."),
+            Remedy(
+                "advise", "Update the Windows NVIDIA driver, run `wsl --shutdown`, check /dev/dxg."
+            ),
         )
 
 
@@ -138,6 +145,8 @@ def container(ctx: Context) -> Iterator[Finding]:
             evidence += run.raw
         if ctx.has_amd and not any(d.startswith("/dev/kfd") for d in run.devices):
             evidence += run.raw
+    if in_container and not ctx.gpu_compute:
+        evidence += ctx.lines("amd-kfd-not-loaded", "cuda-init-500")
     if in_container and not ctx.gpu_compute and s.dev_nodes is not None:
         nodes = {d.path for d in s.dev_nodes}
         if ctx.has_nvidia and not any(p.startswith("/dev/nvidia") for p in nodes):
@@ -168,15 +177,20 @@ def jetson(ctx: Context) -> Iterator[Finding]:
     has_jetpack = bool(libs and any("jetpack" in v for v in libs.variants))
     supported = tegra.release in ("R35", "R36")
     failing = ctx.cpu_fallback or ctx.lines(
-        "cuda-lib-load-failed", "cuda-no-device", "cuda-driver-insufficient"
+        "cuda-lib-load-failed",
+        "cuda-no-device",
+        "cuda-driver-insufficient",
+        "jetpack-not-detected",
     )
     if failing and (not supported or (libs is not None and not has_jetpack)):
         yield Finding(
             "jetson-unsupported",
             "error",
             f"Jetson {tegra.release} without the JetPack-specific Ollama build.",
-            tegra.raw[:1] + (libs.raw[:3] if libs else []),
-            Remedy("advise", "Install Ollama's JetPack 5/6 bundle (R35/R36) or set JETSON_JETPACK."),
+            tegra.raw[:1] + (libs.raw[:3] if libs else []) + ctx.lines("jetpack-not-detected"),
+            Remedy(
+                "advise", "Install Ollama's JetPack 5/6 bundle (R35/R36) or set JETSON_JETPACK."
+            ),
         )
 
 

@@ -36,8 +36,11 @@ def not_installed(ctx: Context) -> Iterator[Finding]:
             "error",
             "Ollama is not installed on this host.",
             evidence,
-            Remedy("advise", "Install Ollama (official install script or package); this tool"
-                   " does not install it unless asked."),
+            Remedy(
+                "advise",
+                "Install Ollama (official install script or package); this tool"
+                " does not install it unless asked.",
+            ),
         )
 
 
@@ -58,8 +61,9 @@ def not_running(ctx: Context) -> Iterator[Finding]:
             "error",
             "Ollama is installed but its server is not running or not reachable.",
             evidence,
-            Remedy("start-service", "Enable and start ollama.service; read its last log lines.",
-                   True),
+            Remedy(
+                "start-service", "Enable and start ollama.service; read its last log lines.", True
+            ),
         )
 
 
@@ -88,10 +92,15 @@ def env_forces_cpu(ctx: Context) -> Iterator[Finding]:
             "env-forces-cpu",
             "error",
             "The server's own environment hides or disables the GPU: "
-            + ", ".join(dict.fromkeys(unset or ["a *_VISIBLE_DEVICES override"])) + ".",
+            + ", ".join(dict.fromkeys(unset or ["a *_VISIBLE_DEVICES override"]))
+            + ".",
             list(dict.fromkeys(evidence)),
-            Remedy("service-env", "Remove the variable from the unit/drop-in and restart.", True,
-                   {"unset": unset}),
+            Remedy(
+                "service-env",
+                "Remove the variable from the unit/drop-in and restart.",
+                True,
+                {"unset": unset},
+            ),
         )
 
 
@@ -123,8 +132,11 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
             if shown and unit.environment.get(name) != value:
                 evidence += [ln for ln in [line] if ln]
                 wanted[name] = value
-            elif proc and proc.pid and proc.environment is not None and (
-                proc.environment.get(name) != value
+            elif (
+                proc
+                and proc.pid
+                and proc.environment is not None
+                and (proc.environment.get(name) != value)
             ):
                 # 3. the manager knows it but the running server predates it, or was started
                 # by hand outside the service
@@ -147,7 +159,8 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
         "override-not-applied",
         "error",
         "A GPU setting was written where the running server never sees it"
-        + (f" ({', '.join(wanted)})" if wanted else "") + ".",
+        + (f" ({', '.join(wanted)})" if wanted else "")
+        + ".",
         list(dict.fromkeys(evidence)),
         Remedy(
             "service-env",

@@ -53,8 +53,11 @@ def vulkan_needed(ctx: Context) -> Iterator[Finding]:
     stranded = _no_rocm_path(ctx)
     if stranded:
         evidence.append(
-            Line("knowledge", f"{', '.join(stranded)}: no ROCm target in Ollama {ctx.version}"
-                 " and no override lands on one; Vulkan is the supported path")
+            Line(
+                "knowledge",
+                f"{', '.join(stranded)}: no ROCm target in Ollama {ctx.version}"
+                " and no override lands on one; Vulkan is the supported path",
+            )
         )
     intel_only = ctx.has_intel and not ctx.has_nvidia and not ctx.has_amd
     if intel_only and (ctx.cpu_fallback or not ctx.s.log):
@@ -70,7 +73,7 @@ def vulkan_needed(ctx: Context) -> Iterator[Finding]:
     if silent:
         # Runner-era discovery logs every CUDA/ROCm device it fails on; a CPU-only result with
         # no such line means no CUDA/ROCm GPU answered at all: what is left is Vulkan (#13023)
-        evidence += [c.raw for c in ctx.compute if c.raw]
+        evidence += [c.raw for c in ctx.compute if c.raw] or ctx.lines("zero-vram")
     if not evidence or (enabled and not stranded and not intel_only):
         return
     yield Finding(
@@ -85,11 +88,13 @@ def vulkan_needed(ctx: Context) -> Iterator[Finding]:
 
 def hybrid(ctx: Context) -> Iterator[Finding]:
     dropped = [
-        e for e in ctx.events("igpu-dropped")
+        e
+        for e in ctx.events("igpu-dropped")
         if _DISCRETE_BRAND.search(e.fields.get("description", "") + e.fields.get("name", ""))
     ]
     chosen_igpu = [
-        c for c in ctx.gpu_compute
+        c
+        for c in ctx.gpu_compute
         if re.search(r"Intel|UHD|Iris|Graphics Controller", c.description or c.name or "", re.I)
     ]
     if dropped or (chosen_igpu and ctx.has_nvidia):
@@ -113,10 +118,21 @@ def igpu_disabled(ctx: Context) -> Iterator[Finding]:
     if ctx.gpu_compute:
         return
     dropped = [
-        e for e in ctx.events("igpu-dropped")
+        e
+        for e in ctx.events("igpu-dropped")
         if not _DISCRETE_BRAND.search(e.fields.get("description", "") + e.fields.get("name", ""))
     ]
     evidence = [e.line for e in dropped]
+    small = ctx.lines("amd-igpu-small")
+    if small and not evidence:
+        yield Finding(
+            "igpu-disabled",
+            "error",
+            "Ollama skipped the integrated Radeon GPU: less than 1 GiB of VRAM is carved out.",
+            small,
+            Remedy("advise", "Raise the UMA frame buffer size in the firmware (BIOS) setup."),
+        )
+        return
     env = ctx.service_env or {}
     if (
         not evidence
@@ -126,16 +142,25 @@ def igpu_disabled(ctx: Context) -> Iterator[Finding]:
     ):
         for gfx in ctx.amd_gfx:
             if gfx in amd.INTEGRATED and gfx not in amd.IGPU_ALLOWED_BY_DEFAULT:
-                evidence.append(Line("knowledge", f"{gfx} is an integrated GPU; Ollama"
-                                     f" {ctx.version} drops iGPUs unless OLLAMA_IGPU_ENABLE=1"))
+                evidence.append(
+                    Line(
+                        "knowledge",
+                        f"{gfx} is an integrated GPU; Ollama"
+                        f" {ctx.version} drops iGPUs unless OLLAMA_IGPU_ENABLE=1",
+                    )
+                )
     if evidence:
         yield Finding(
             "igpu-disabled",
             "error",
             "Ollama dropped the integrated GPU by policy.",
             evidence,
-            Remedy("service-env", "Set OLLAMA_IGPU_ENABLE=1 in a drop-in.", True,
-                   {"env": {"OLLAMA_IGPU_ENABLE": "1"}}),
+            Remedy(
+                "service-env",
+                "Set OLLAMA_IGPU_ENABLE=1 in a drop-in.",
+                True,
+                {"env": {"OLLAMA_IGPU_ENABLE": "1"}},
+            ),
         )
 
 
