@@ -145,6 +145,8 @@ def _parse_cat(lines: list[tuple[Line, str]], unit: SystemdUnit) -> None:
             unit.raw.append(line)
             continue
         if current is None:
+            if text.startswith(("#", ";")):
+                continue  # systemctl's own comments before the first file
             current = UnitFile(path="(pasted)", lines=[])  # a unit pasted without its header
             unit.fragment = current
         current.lines.append(line)
