@@ -76,7 +76,10 @@ def write_json_report(path: Path, data: dict[str, Any]) -> None:
     """Write atomically so a reader never sees half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(report.dumps(data))
             fh.write("\n")

@@ -10,7 +10,8 @@
 # - Read-only: it writes no file. Every external command is bounded by `timeout`.
 # - Any tool may be missing: sysfs and /proc are read with shell builtins where possible.
 #
-# Test hook: OGF_PROBE_PATH, when set, replaces PATH as is (no standard directories added).
+# Test hooks: OGF_PROBE_PATH, when set, replaces PATH as is (no standard directories added);
+# OGF_PROBE_LIB=1 when sourcing defines the functions only.
 
 ogf_main() {
 	# ---- setup -------------------------------------------------------------------------
@@ -549,16 +550,21 @@ ogf_scan_unit() {
 		done | ogf_last)
 	fi
 	# OLLAMA_HOST from Environment= (show) or Environment="OLLAMA_HOST=..." lines (cat)
-	UNIT_HOST=$(printf '%s\n%s\n' "$UNIT_SHOW" "$UNIT_CAT" | while IFS= read -r ogf_x; do
+	UNIT_HOST=$(printf '%s\n%s\n' "$UNIT_SHOW" "$UNIT_CAT" | ogf_env_host)
+}
+
+# Lines of unit text in, the value of the last OLLAMA_HOST= set outside a comment out.
+ogf_env_host() {
+	while IFS= read -r ogf_x; do
 		case $ogf_x in
+		'#'* | ';'*) continue ;;
 		*OLLAMA_HOST=*)
-			case $ogf_x in '#'*) continue ;; esac
-			ogf_x=${ogf_x#*OLLAMA_HOST=}
+			ogf_x=${ogf_x##*OLLAMA_HOST=}
 			ogf_x=${ogf_x%%[\" ]*}
 			printf '%s\n' "$ogf_x"
 			;;
 		esac
-	done | ogf_last)
+	done | ogf_last
 }
 
 ogf_last() {
@@ -726,6 +732,11 @@ LC_ALL=C
 SYSTEMD_PAGER=
 PAGER=cat
 export PATH LC_ALL SYSTEMD_PAGER PAGER
+
+# Test hook: `OGF_PROBE_LIB=1 . probe.sh` defines the functions and runs nothing.
+if [ "${OGF_PROBE_LIB:-}" = 1 ]; then
+	return 0 2>/dev/null || exit 0
+fi
 
 ogf_main </dev/null | ogf_utf8
 exit 0
