@@ -21,7 +21,15 @@ _PREFIX = re.compile(
 _KV = re.compile(r'(?P<k>[A-Za-z_][\w.]*|"[^"]+")=(?P<v>"(?:[^"\\]|\\.)*"|[^\s"]*)')
 _OFFLOAD = sig.BY_ID["offloaded-layers"].pattern
 _COMPUTE_FIELDS = (
-    "library", "id", "variant", "compute", "driver", "name", "description", "type", "total",
+    "library",
+    "id",
+    "variant",
+    "compute",
+    "driver",
+    "name",
+    "description",
+    "type",
+    "total",
     "available",
 )
 # Server config maps print every known variable; "map[A:1 B: C:x]" with values without spaces
@@ -60,19 +68,16 @@ def _log_files(sections: Mapping[str, str]) -> list[str]:
 
 
 def _last_run(lines: list[str]) -> int:
-    """Index of the first line of the last server run (0 when there is one run or none)."""
-    starts = [i for i, t in enumerate(lines) if sig.RUN_START.search(t)]
-    start = 0
-    previous = -1000
-    for index in starts:
-        # "server config" and "Listening on" a few lines apart belong to one start
-        if index - previous >= 30:
-            start = index
-        previous = index
-    if not starts:
-        discoveries = [i for i, t in enumerate(lines) if sig.DISCOVERY_START.search(t)]
-        start = discoveries[-1] if discoveries else 0
-    return start
+    """Index of the first line of the last server run (0 when there is one run or none).
+
+    A run starts with `server config` (every era since 0.1.3x prints it first), else with
+    `Listening on`, else (a pasted excerpt) with the last discovery start.
+    """
+    for marker in (sig.SERVER_CONFIG, sig.LISTENING, sig.DISCOVERY_START):
+        for index in range(len(lines) - 1, -1, -1):
+            if marker.search(lines[index]):
+                return index
+    return 0
 
 
 def _compute(line: Line, text: str) -> ComputeDevice:
@@ -81,34 +86,38 @@ def _compute(line: Line, text: str) -> ComputeDevice:
 
 
 def _scan(name: str, lines: Iterable[str], log: OllamaLog) -> None:
+    # cheap substring tests first: most lines of a real log are request lines
     for text in lines:
         line = Line(name, text)
-        if sig.INFERENCE_COMPUTE.search(text) and "library=" in text:
+        if "inference compute" in text and "library=" in text:
             log.compute.append(_compute(line, text))
             continue
-        config = sig.SERVER_CONFIG.search(text)
-        if config:
-            log.server_env = parse_server_env(config.group("env"))
-            log.server_env_line = line
-            continue
-        listening = sig.LISTENING.search(text)
-        if listening:
-            log.version = listening.group("version")
-        vram = sig.TOTAL_VRAM.search(text)
-        if vram:
-            log.total_vram = vram.group("vram")
-        offload = _OFFLOAD.search(text)
-        if offload:
-            log.layers_offloaded = (int(offload.group("on_gpu")), int(offload.group("total")))
-        matched = False
-        for signature in sig.SIGNATURES if sig.ANY_SIGNATURE.search(text) else ():
-            match = signature.pattern.search(text)
-            if match:
-                fields = key_values(text)
-                fields.update({k: v for k, v in match.groupdict().items() if v is not None})
-                log.events.append(LogEvent(signature.id, line, fields))
-                matched = True
-        if not matched and sig.GPU_WORDS.search(text) and len(log.gpu_lines) < 200:
+        if 'msg="server config"' in text:
+            config = sig.SERVER_CONFIG.search(text)
+            if config:
+                log.server_env = parse_server_env(config.group("env"))
+                log.server_env_line = line
+                continue
+        if "Listening on" in text:
+            listening = sig.LISTENING.search(text)
+            if listening:
+                log.version = listening.group("version")
+        if "vram" in text:
+            vram = sig.TOTAL_VRAM.search(text)
+            if vram:
+                log.total_vram = vram.group("vram")
+        if "offloaded" in text:
+            offload = _OFFLOAD.search(text)
+            if offload:
+                log.layers_offloaded = (int(offload.group("on_gpu")), int(offload.group("total")))
+        if sig.KEYWORDS.search(text.lower()) and sig.ANY_SIGNATURE.search(text):
+            for signature in sig.SIGNATURES:
+                match = signature.pattern.search(text)
+                if match:
+                    fields = key_values(text)
+                    fields.update({k: v for k, v in match.groupdict().items() if v is not None})
+                    log.events.append(LogEvent(signature.id, line, fields))
+        elif len(log.gpu_lines) < 200 and sig.GPU_WORDS.search(text):
             log.gpu_lines.append(line)
 
 
