@@ -41,7 +41,7 @@ ogf_main() {
 		fi
 	fi
 	CAT=
-	ogf_have cat && CAT=cat
+	ogf_have cat && CAT="cat"
 	NVCC=$(command -v nvcc 2>/dev/null)
 	[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
 
@@ -164,6 +164,7 @@ ogf_user_name() { # uid -> name, from /etc/passwd
 }
 
 ogf_user_home() { # name -> home, from /etc/passwd
+	# shellcheck disable=SC2034 # fields read only to skip them
 	while IFS=: read -r ogf_pn ogf_pp ogf_pu ogf_pg ogf_pc ogf_ph ogf_rest; do
 		if [ "$ogf_pn" = "$1" ]; then
 			printf '%s\n' "$ogf_ph"
@@ -330,6 +331,7 @@ ogf_cuda_toolkits() {
 }
 
 ogf_pkg_filter() { # "NAME VERSION" lines in, GPU-related ones out
+	# shellcheck disable=SC2034 # fields read only to skip them
 	while read -r ogf_n ogf_v ogf_rest; do
 		case $ogf_n in
 		cuda* | nvidia* | libnvidia* | libcuda* | rocm* | hip* | amdgpu* | rocblas* | hsa* | \
@@ -656,7 +658,8 @@ ogf_serve_log() {
 		return 0
 	fi
 	ogf_home=$(ogf_user_home ollama)
-	for ogf_f in "${ogf_home:-/usr/share/ollama}/.ollama/logs/server.log"; do
+	for ogf_f in "${ogf_home:-/usr/share/ollama}/.ollama/logs/server.log" \
+		/usr/share/ollama/.ollama/logs/server.log; do
 		if [ -r "$ogf_f" ] && ogf_have tail; then
 			ogf_sec ollama-serve.log ogf_run tail -n 3000 "$ogf_f"
 			return 0
@@ -730,7 +733,7 @@ else
 fi
 LC_ALL=C
 SYSTEMD_PAGER=
-PAGER=cat
+PAGER="cat"
 export PATH LC_ALL SYSTEMD_PAGER PAGER
 
 # Test hook: `OGF_PROBE_LIB=1 . probe.sh` defines the functions and runs nothing.

@@ -1,0 +1,379 @@
+"""probe.sh behaviour: POSIX shells, missing tools, failing and hanging tools, bad bytes, no writes.
+
+The probe runs on hosts we do not control, so these tests run the real script under dash,
+busybox sh and a PATH with (almost) nothing on it, and check the stream still parses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from ollama_gpu_fix.bundle import SECTIONS, STREAM_HEADER, split_stream
+
+PROBE = Path(str(resources.files("ollama_gpu_fix").joinpath("probe.sh")))
+TOOLS = (
+    "nvidia-smi nvcc rocminfo rocm-smi vulkaninfo mokutil lspci systemctl journalctl ollama "
+    "curl wget dpkg-query rpm pacman ldconfig timeout python3 sudo"
+).split()
+SHELLS = [
+    pytest.param(["sh"], id="sh"),
+    pytest.param(
+        ["dash"], id="dash", marks=pytest.mark.skipif(not shutil.which("dash"), reason="no dash")
+    ),
+    pytest.param(
+        ["busybox", "sh"],
+        id="busybox",
+        marks=pytest.mark.skipif(not shutil.which("busybox"), reason="no busybox"),
+    ),
+]
+
+
+def run_probe(
+    shell: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[bytes]:
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/root", **(env or {})}
+    return subprocess.run(
+        [*(shell or ["sh"]), str(PROBE)],
+        capture_output=True,
+        env=full_env,
+        cwd=cwd,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def check_stream(stdout: bytes) -> dict[str, str]:
+    """The stream contract: UTF-8, header first, every header names a known section."""
+    text = stdout.decode("utf-8")  # strict, as pyinfra decodes
+    lines = text.splitlines()
+    match = STREAM_HEADER.match(lines[0])
+    assert match, lines[:2]
+    marker = f"--ogf-{match['nonce']}-- "
+    names = [line[len(marker) :] for line in lines if line.startswith(marker)]
+    assert names, "no sections"
+    unknown = [n for n in names if n not in SECTIONS]
+    assert not unknown, unknown
+    assert len(names) == len(set(names)), "a section printed twice"
+    order = [SECTIONS.index(n) for n in names]
+    assert order == sorted(order), "sections out of SECTIONS order"
+    sections = split_stream(lines)
+    assert set(sections) == set(names)
+    return sections
+
+
+def meta(sections: dict[str, str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in sections["probe-meta.txt"].splitlines():
+        key, _, value = line.partition("=")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+def tool_dir(tmp_path: Path, names: list[str]) -> Path:
+    """A directory holding only the named tools (symlinks to the real ones)."""
+    d = tmp_path / "bin"
+    d.mkdir(exist_ok=True)
+    for name in names:
+        # the real binary, not a wrapper (pyenv shims need bash and more on PATH)
+        real = os.path.realpath(sys.executable) if name == "python3" else shutil.which(name)
+        assert real, name
+        (d / name).symlink_to(os.path.realpath(real))
+    return d
+
+
+def fake_tool(d: Path, name: str, body: str) -> Path:
+    path = d / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return path
+
+
+# ---- the real host ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_probe_exits_0_and_prints_valid_sections(shell: list[str]) -> None:
+    proc = run_probe(shell)
+    assert proc.returncode == 0, proc.stderr
+    sections = check_stream(proc.stdout)
+    for name in ("probe-meta.txt", "proc-version.txt", "pci-devices.txt", "shell-env.txt"):
+        assert name in sections
+    m = meta(sections)
+    assert m["probe"] == ["1"]
+    assert m["systemd"][0] in ("yes", "no")
+    assert set(TOOLS) <= {k.removeprefix("tool.") for k in m if k.startswith("tool.")}
+    assert re.fullmatch(r"\d+", m["uid"][0])
+
+
+def test_nonce_is_random_per_run() -> None:
+    first = run_probe().stdout.split(b"\n", 1)[0]
+    second = run_probe().stdout.split(b"\n", 1)[0]
+    assert first != second
+
+
+def test_pci_devices_format_matches_sysfs() -> None:
+    sections = check_stream(run_probe().stdout)
+    sysfs = sorted(p.name for p in Path("/sys/bus/pci/devices").iterdir())
+    lines = sections["pci-devices.txt"].splitlines()
+    assert [line.split()[0] for line in lines] == sysfs
+    for line in lines:
+        assert len(line.split()) == 5, line
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_syntax_is_posix(shell: list[str]) -> None:
+    proc = subprocess.run([*shell, "-n", str(PROBE)], capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.skipif(not shutil.which("checkbashisms"), reason="no checkbashisms")
+def test_no_bashisms() -> None:
+    proc = subprocess.run(["checkbashisms", str(PROBE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="no shellcheck")
+def test_shellcheck_posix() -> None:
+    proc = subprocess.run(
+        ["shellcheck", "-s", "sh", "-S", "warning", str(PROBE)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_script_fits_one_argv_element() -> None:
+    """pyinfra sends it as `sh -c '<script>'`: one argument, quoted; Linux caps one at 128 KiB."""
+    import shlex
+
+    assert len(shlex.quote(PROBE.read_text())) < 100 * 1024
+
+
+# ---- missing tools ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tools", [["sh", "cat", "ls"], ["sh"]], ids=["sh-cat-ls", "sh-only"])
+def test_probe_with_every_tool_missing(tmp_path: Path, tools: list[str]) -> None:
+    bindir = tool_dir(tmp_path, tools)
+    proc = run_probe([str(bindir / "sh")], env={"PATH": str(bindir), "OGF_PROBE_PATH": str(bindir)})
+    assert proc.returncode == 0, proc.stderr
+    sections = check_stream(proc.stdout)
+    m = meta(sections)
+    for tool in TOOLS:
+        if tool != "nvcc":  # nvcc is also looked for at /usr/local/cuda/bin/nvcc
+            assert m[f"tool.{tool}"] == [""], tool
+    # what needs no tool is still there: sysfs, /proc and plain files read by the shell
+    for name in ("os-release.txt", "proc-version.txt", "pci-devices.txt", "shell-env.txt"):
+        assert name in sections, name
+    if Path("/etc/os-release").exists():
+        assert sections["os-release.txt"] == Path("/etc/os-release").read_text()
+    for name in ("lspci.txt", "nvidia-smi.txt", "packages.txt", "ollama-version.txt"):
+        assert name not in sections, name  # not known, so not printed
+
+
+# ---- failing, hanging and garbage-printing tools ---------------------------------------------
+
+
+@pytest.fixture
+def fake_bin(tmp_path: Path) -> Path:
+    d = tmp_path / "fake"
+    d.mkdir()
+    return d
+
+
+def test_failing_tools_do_not_fail_the_probe(tmp_path: Path, fake_bin: Path) -> None:
+    fake_tool(
+        fake_bin,
+        "nvidia-smi",
+        "echo 'NVIDIA-SMI has failed because it could not "
+        "communicate with the NVIDIA driver.'; exit 9",
+    )
+    fake_tool(fake_bin, "rocminfo", "echo 'ROCk module is NOT loaded' >&2; exit 1")
+    fake_tool(fake_bin, "lspci", "exit 1")
+    fake_tool(fake_bin, "dmesg", "echo 'dmesg: read kernel buffer failed' >&2; exit 1")
+    path = f"{fake_bin}:/usr/bin:/bin"
+    proc = run_probe(env={"OGF_PROBE_PATH": path, "PATH": path})
+    assert proc.returncode == 0
+    sections = check_stream(proc.stdout)
+    assert "could not communicate" in sections["nvidia-smi.txt"]
+    assert "could not communicate" in sections["nvidia-smi-query.csv"]
+    assert "ROCk module is NOT loaded" in sections["rocminfo.txt"]
+    assert sections["lspci.txt"] == ""
+    assert "dmesg.txt" not in sections  # dmesg refused: not known
+
+
+def test_invalid_utf8_from_tools_becomes_valid_utf8(fake_bin: Path) -> None:
+    fake_tool(fake_bin, "nvidia-smi", r"printf 'bad \377\376 byte \342\200\224 dash\n'")
+    path = f"{fake_bin}:/usr/bin:/bin"
+    proc = run_probe(env={"OGF_PROBE_PATH": path, "PATH": path})
+    sections = check_stream(proc.stdout)  # strict decode inside
+    assert "dash" in sections["nvidia-smi.txt"]
+    assert "\u2014" in sections["nvidia-smi.txt"]  # valid UTF-8 survives
+
+
+@pytest.mark.parametrize("keep", [["python3"], ["tr"], []], ids=["python3", "tr", "read-loop"])
+def test_utf8_fallbacks_without_iconv(tmp_path: Path, keep: list[str]) -> None:
+    bindir = tool_dir(tmp_path, ["sh", *keep])
+    script = f"OGF_PROBE_LIB=1 . {PROBE}; printf 'ok \\377 \\342\\200\\224\\n' | ogf_utf8"
+    proc = subprocess.run(
+        [str(bindir / "sh"), "-c", script],
+        capture_output=True,
+        env={"PATH": str(bindir), "OGF_PROBE_PATH": str(bindir)},
+    )
+    if keep:
+        out = proc.stdout.decode("utf-8")  # strict
+        assert out.startswith("ok ")
+    else:
+        # no iconv, python3 or tr: bytes pass through as they are (documented limit)
+        assert proc.stdout.startswith(b"ok ")
+
+
+def test_hanging_tool_is_bounded_by_timeout(fake_bin: Path) -> None:
+    fake_tool(fake_bin, "vulkaninfo", "sleep 60")
+    path = f"{fake_bin}:/usr/bin:/bin"
+    start = time.monotonic()
+    proc = run_probe(env={"OGF_PROBE_PATH": path, "PATH": path}, timeout=50)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 0
+    assert elapsed < 30, elapsed
+    assert "vulkaninfo.txt" in check_stream(proc.stdout)
+
+
+# ---- a running `ollama serve`: process, environment, OLLAMA_HOST, API --------------------------
+
+
+def test_ollama_server_process_env_and_api(tmp_path: Path) -> None:
+    """A fake `ollama serve` with OLLAMA_HOST=0.0.0.0:PORT: the probe reads its /proc entry and
+    environment and asks 127.0.0.1:PORT (never 0.0.0.0) for /api/ps."""
+    import http.server
+    import threading
+
+    body = b'{"models":[{"name":"llama3:8b","size":100,"size_vram":100}]}'
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        seen: list[str] = []
+
+        def do_GET(self) -> None:  # noqa: N802
+            Handler.seen.append(f"{self.client_address[0]} {self.path}")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+    root = tmp_path / "inst"
+    (root / "bin").mkdir(parents=True)
+    (root / "lib" / "ollama" / "cuda_v12").mkdir(parents=True)
+    (root / "lib" / "ollama" / "cuda_v12" / "libggml-cuda.so").write_text("")
+    ollama = fake_tool(
+        root / "bin",
+        "ollama",
+        'case "$1" in\n'
+        "serve) while :; do sleep 1; done ;;\n"
+        '-v) echo "ollama version is 0.12.3 host=$OLLAMA_HOST" ;;\n'
+        'ps) echo "NAME    ID    SIZE    PROCESSOR    UNTIL" ;;\n'
+        "esac",
+    )
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OLLAMA_HOST": f"0.0.0.0:{port}",
+        "CUDA_VISIBLE_DEVICES": "-1",
+        "SECRET_TOKEN": "not-for-the-probe",
+    }
+    serve = subprocess.Popen([str(ollama), "serve"], env=env, start_new_session=True)
+    try:
+        time.sleep(0.3)
+        path = f"{root / 'bin'}:/usr/bin:/bin"
+        proc = run_probe(env={"OGF_PROBE_PATH": path, "PATH": path})
+    finally:
+        serve.kill()
+        serve.wait()
+        server.shutdown()
+    sections = check_stream(proc.stdout)
+    records = re.split(r"^pid=", sections["ollama-process.txt"], flags=re.M)
+    mine = next(r for r in records if r.startswith(f"{serve.pid}\n"))
+    assert f"env OLLAMA_HOST=0.0.0.0:{port}" in mine
+    assert "env CUDA_VISIBLE_DEVICES=-1" in mine
+    assert "SECRET_TOKEN" not in mine
+    assert "cmdline=" in mine and "serve" in mine
+    assert re.search(r"^user=\S+$", mine, re.M)
+    assert re.search(r"^cgroup=", mine, re.M)
+    assert sections["api-ps.json"].strip() == body.decode()
+    assert any(s.startswith("127.0.0.1 /api/ps") for s in Handler.seen)
+    assert f"host=127.0.0.1:{port}" in sections["ollama-version.txt"]
+    assert "NAME" in sections["ollama-ps.txt"]
+    libs = sections["ollama-libs.txt"].splitlines()
+    assert str(root / "lib" / "ollama" / "cuda_v12" / "libggml-cuda.so") in libs
+
+
+def test_api_host_mapping() -> None:
+    cases = {
+        "": "http://127.0.0.1:11434",
+        "0.0.0.0": "http://127.0.0.1:11434",
+        "0.0.0.0:8080": "http://127.0.0.1:8080",
+        "http://0.0.0.0:11434": "http://127.0.0.1:11434",
+        '"0.0.0.0:11434"': "http://127.0.0.1:11434",
+        ":11434": "http://127.0.0.1:11434",
+        "[::]:11434": "http://[::1]:11434",
+        "myhost": "http://myhost:11434",
+        "http://myhost": "http://myhost:80",
+        "https://myhost": "https://myhost:443",
+        "10.0.0.5:9999/x": "http://10.0.0.5:9999",
+    }
+    script = [f"OGF_PROBE_LIB=1 . {PROBE}"]
+    for value in cases:
+        quoted = value.replace("'", "'\\''")
+        script.append(f"PROC_HOST='{quoted}'; UNIT_HOST=; ogf_api_host; echo \"$API_URL\"")
+    out = subprocess.run(["sh", "-c", "\n".join(script)], capture_output=True, text=True)
+    assert out.stdout.splitlines() == list(cases.values())
+
+
+def test_unit_environment_host() -> None:
+    script = (
+        f"OGF_PROBE_LIB=1 . {PROBE}\n"
+        "printf '%s\\n' 'Environment=PATH=/usr/bin OLLAMA_HOST=0.0.0.0:1234 X=1' | ogf_env_host\n"
+        "printf '%s\\n' '[Service]' 'Environment=\"OLLAMA_HOST=0.0.0.0\"' "
+        "'#Environment=\"OLLAMA_HOST=9.9.9.9\"' | ogf_env_host\n"
+    )
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert out.stdout.splitlines() == ["0.0.0.0:1234", "0.0.0.0"]
+
+
+# ---- read-only ---------------------------------------------------------------------------------
+
+
+def test_probe_writes_nothing(tmp_path: Path) -> None:
+    work = tmp_path / "cwd"
+    work.mkdir()
+    proc = run_probe(cwd=work, env={"HOME": str(work), "TMPDIR": str(work)})
+    assert proc.returncode == 0
+    assert list(work.iterdir()) == []
+
+
+def test_every_redirection_goes_to_dev_null_or_a_descriptor() -> None:
+    """Static check: no `>` / `>>` to a file; reads (`<`) are fine."""
+    bad = []
+    for number, line in enumerate(PROBE.read_text().splitlines(), 1):
+        code = line.split("#", 1)[0] if not line.lstrip().startswith("#") else ""
+        code = re.sub(r"'[^']*'", "''", code)  # ignore quoted text (printf formats)
+        for m in re.finditer(r"\d?>>?\s*(\S+)", code):
+            target = m.group(1)
+            if not (target.startswith("/dev/null") or target.startswith("&")):
+                bad.append(f"{number}: {line.strip()}")
+    assert not bad, bad
