@@ -81,9 +81,7 @@ def summary(snapshot: Snapshot) -> dict[str, Any]:
         "cuda_driver_api": smi.cuda_version if smi else None,
         "cuda_toolkit": snapshot.cuda.nvcc_version if snapshot.cuda else None,
         "rocm": rocm.version if rocm else None,
-        "amd_gfx": sorted({a.gfx for a in (rocm.agents + rocm.kfd_nodes) if a.gfx})
-        if rocm
-        else [],
+        "amd_gfx": sorted({a.gfx for a in (rocm.agents + rocm.kfd_nodes) if a.gfx}) if rocm else [],
         "ollama_version": version.version if version else None,
         "ollama_installed": _ollama_installed(snapshot),
         "service": None
@@ -127,7 +125,9 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
     title = f"== {host} ==" if host else "== ollama-gpu-fix diagnosis =="
     out.append(title)
     out.append(f"OS:        {s['os'] or 'unknown'}  (kernel {s['kernel'] or 'unknown'})")
-    out.append(f"Platform:  {s['platform']}" + ("" if s["systemd"] is not False else ", no systemd"))
+    out.append(
+        f"Platform:  {s['platform']}" + ("" if s["systemd"] is not False else ", no systemd")
+    )
     if s["nvidia_gpus"]:
         for g in s["nvidia_gpus"]:
             mem = f", {g['memory_total_mib']} MiB" if g["memory_total_mib"] else ""
@@ -164,6 +164,6 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
         for line in finding.evidence[:6]:
             out.append(f"      | {str(line)[:220]}")
         if finding.remedy:
-            how = "fix_gpu.py applies" if finding.remedy.automatic else "advice"
-            out.append(f"      fix ({how}): {finding.remedy.summary}")
+            how = "fix" if finding.remedy.automatic else "advice"
+            out.append(f"      {how}: {finding.remedy.summary}")
     return "\n".join(out)

@@ -90,7 +90,7 @@ def driver_too_old(ctx: Context) -> Iterator[Finding]:
     if not evidence or (ctx.gpu_compute and not ctx.lines("nvidia-driver-too-old")):
         return
     found = f"driver {driver}" if driver else "the installed driver"
-    want = f" >= {needed}" if needed else ""
+    want = f" (>= {needed})" if needed else ""
     yield Finding(
         "nvidia-driver-too-old",
         "error",
