@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,6 +187,44 @@ def test_diagnose_bundle_of_this_machine(tmp_path: Path, capsys) -> None:  # typ
         pytest.skip(f"this machine is not GPU-free, no-gpu does not apply: {evidence}")
     codes = {f["code"] for f in data["findings"]}
     assert "no-gpu" in codes, (data["primary"], codes)
+    if data["summary"]["ollama_installed"]:
+        assert data["primary"] == "no-gpu"
+
+
+HIDE_GPU = (
+    "mount -t tmpfs none /sys/bus/pci/devices && mount -t tmpfs none /proc/driver"
+    " && mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3"
+    " && mknod -m 666 /dev/urandom c 1 9"
+)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root+unshare")
+def test_gpu_free_view_of_this_machine_is_no_gpu(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """`collect` in a private mount namespace where PCI devices, /proc/driver and /dev are empty
+    (this sandbox carries planted GPU traces; the host's own mounts are untouched): the real
+    probe on a GPU-free view must be diagnosed `no-gpu`."""
+    from ollama_gpu_fix.cli import main as cli_main
+
+    bundle = tmp_path / "bundle"
+    collect = (
+        f"{shlex.quote(sys.executable)} -m ollama_gpu_fix.cli collect {shlex.quote(str(bundle))}"
+    )
+    proc = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", f"{HIDE_GPU} && {collect}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0 and "unshare" in proc.stderr:
+        pytest.skip(f"no mount namespace here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    assert _gpu_evidence(bundle) == []
+    assert cli_main(["diagnose-bundle", str(bundle), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    codes = {f["code"] for f in data["findings"]}
+    assert "no-gpu" in codes, (data["primary"], codes)
+    assert data["summary"]["gpus"] == []
     if data["summary"]["ollama_installed"]:
         assert data["primary"] == "no-gpu"
 
