@@ -140,7 +140,7 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
                 f" (driver {g['driver'] or 'none'})"
             )
     if not s["gpus"] and not s["nvidia_gpus"]:
-        out.append("GPU:       none found")
+        out.append("GPU:       none found" if snapshot.pci is not None else "GPU:       not known")
     out.append(
         "Driver:    NVIDIA {d}, CUDA {c}; toolkit {t}; ROCm {r}{g}".format(
             d=s["nvidia_driver"] or "-",
@@ -162,7 +162,7 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
     for finding in ordered:
         out.append(f"  [{finding.severity}] {finding.code}: {finding.summary}")
         for line in finding.evidence[:6]:
-            out.append(f"      | {str(line)[:220]}")
+            out.append(f"      | {str(line)[:300]}")
         if finding.remedy:
             how = "fix" if finding.remedy.automatic else "advice"
             out.append(f"      {how}: {finding.remedy.summary}")
