@@ -109,6 +109,37 @@ def test_diagnose_without_yes_still_one_command(tmp_path: Path) -> None:
     assert len([c for c in calls if c["layer"] == "host"]) == 1, calls
 
 
+SSH_TARGET = os.environ.get("OGF_TEST_SSH", "")  # user@host:port:keyfile
+
+
+@pytest.mark.skipif(not SSH_TARGET, reason="set OGF_TEST_SSH=user@host:port:keyfile")
+def test_diagnose_over_ssh_runs_exactly_one_remote_command(tmp_path: Path) -> None:
+    user_host, port, key = SSH_TARGET.rsplit(":", 2)
+    user, host = user_host.split("@", 1)
+    proc, calls = run_counted(
+        tmp_path,
+        "-y",
+        host,
+        "deploys/diagnose.py",
+        "--ssh-user",
+        user,
+        "--ssh-port",
+        port,
+        "--ssh-key",
+        key,
+        "--data",
+        f"ssh_known_hosts_file={tmp_path / 'known_hosts'}",
+        "--data",
+        f"report_dir={tmp_path}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    host_calls = [c for c in calls if c["layer"] == "host"]
+    assert len(host_calls) == 1, host_calls
+    assert "ollama-gpu-fix probe v1" in host_calls[0]["arg"]
+    assert f"== {host} ==" in proc.stderr
+    assert json.loads((tmp_path / f"{host}.json").read_text())["host"] == host
+
+
 def _tree_state(roots: tuple[str, ...]) -> dict[str, tuple]:
     """Metadata of every entry (ctime catches content and permission changes; atime ignored)."""
     state: dict[str, tuple] = {}
