@@ -33,6 +33,12 @@ SIGNATURES: tuple[Signature, ...] = (
         "BC",
         "3.4, 9.6, #7666, #16415",
     ),
+    _s(
+        "cudart-insufficient-driver",
+        r"init failure: 35\b|CUDA_ERROR_INSUFFICIENT_DRIVER|cudaErrorInsufficientDriver",
+        "*",
+        "CUDA runtime error 35 = cudaErrorInsufficientDriver (CUDA Runtime API docs)",
+    ),
     _s("cuda-old-driver", r"old CUDA driver detected", "A", "3.5, gpu.go@v0.11.10"),
     _s(
         "libcuda-missing-symbol",
@@ -195,7 +201,7 @@ SIGNATURES: tuple[Signature, ...] = (
     _s(
         "gpu-out-of-memory",
         r"CUDA error: out of memory|cudaMalloc failed: out of memory|ErrorOutOfDeviceMemory"
-        r"|hipErrorOutOfMemory|failed to allocate \w+ buffer of size",
+        r"|hipErrorOutOfMemory|failed to allocate (?!CPU)\w+ buffer of size",
         "*",
         "ggml CUDA/HIP/Vulkan allocators (llama.cpp), ollama#12141",
     ),

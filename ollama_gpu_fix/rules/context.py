@@ -114,6 +114,7 @@ class Context:
             or any(d.path.startswith("/dev/nvidia") for d in self.s.dev_nodes or [])
             or self.events(
                 "nvidia-driver-too-old",
+                "cudart-insufficient-driver",
                 "cuda-driver-insufficient",
                 "cuda-old-driver",
                 "libcuda-missing-symbol",

@@ -41,26 +41,37 @@ def no_driver(ctx: Context) -> Iterator[Finding]:
         evidence.append(smi.error)
     if pci and ctx.tool_absent("nvidia-smi") and evidence:
         evidence += ctx.probe_line("tool.nvidia-smi=")
-    # "no nvidia devices detected by library X": libcuda loads but the kernel side is missing
-    if not ctx.gpu_compute and ctx.platform not in ("container",):
-        evidence += ctx.lines("nvidia-no-devices")
+    # "no nvidia devices detected by library X" / "no CUDA-capable device is detected":
+    # libcuda loads but the kernel side is missing (unless the environment hides the GPU)
+    hidden = "CUDA_VISIBLE_DEVICES" in (ctx.service_env or {})
+    if not ctx.gpu_compute and ctx.platform not in ("container",) and not hidden:
+        evidence += ctx.lines("nvidia-no-devices", "cuda-no-device")
     if s.nvidia_kernel and s.nvidia_kernel.version and not smi:
         return
     if evidence:
+        secure = bool(s.secure_boot and s.secure_boot.enabled)
+        if secure:
+            evidence += s.secure_boot.raw[:1]
+        mok = "; Secure Boot is on: enroll the DKMS MOK key at that reboot" if secure else ""
         yield Finding(
             "nvidia-no-driver",
             "error",
             "An NVIDIA GPU is present but the NVIDIA kernel driver is not loaded"
             " (not installed, blocked by nouveau or Secure Boot, or its module failed).",
             evidence,
-            _driver_remedy(ctx, "Install the NVIDIA driver (R580 branch) and reboot."),
+            _driver_remedy(ctx, f"Install the NVIDIA driver (R580 branch) and reboot{mok}."),
         )
 
 
 def driver_too_old(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_nvidia:
         return
-    evidence = ctx.lines("nvidia-driver-too-old", "cuda-driver-insufficient", "cuda-old-driver")
+    evidence = ctx.lines(
+        "nvidia-driver-too-old",
+        "cuda-driver-insufficient",
+        "cuda-old-driver",
+        "cudart-insufficient-driver",
+    )
     evidence += ctx.lines("cuda-kernel-image-invalid")
     stale_lib = ctx.lines("libcuda-missing-symbol")
     if stale_lib and not ctx.gpu_compute:

@@ -17,8 +17,7 @@ def vram_insufficient(ctx: Context) -> Iterator[Finding]:
         evidence += ctx.lines("offloaded-layers")
     elif offload and offload[0] == 0 and offload[1] > 0 and ctx.gpu_compute:
         evidence += ctx.lines("offloaded-layers") + [c.raw for c in ctx.gpu_compute if c.raw]
-    if ctx.has_nvidia or ctx.has_amd or ctx.gpu_compute:
-        evidence += ctx.lines("gpu-out-of-memory")
+    evidence += ctx.lines("gpu-out-of-memory")
     for model in ctx.s.loaded_models or []:
         if model.size and model.size_vram is not None and 0 < model.size_vram < model.size:
             evidence.append(

@@ -83,7 +83,9 @@ def wsl2_passthrough(ctx: Context) -> Iterator[Finding]:
         return
     evidence = [
         e.line
-        for e in ctx.events("nvml-init-failed", "cuda-init-500", "nvidia-no-devices")
+        for e in ctx.events(
+            "nvml-init-failed", "cuda-init-500", "nvidia-no-devices", "cuda-no-device"
+        )
         # a stale guest libcuda failing is the guest-driver case, not the passthrough
         if not (_LIBCUDA.search(e.line.text) and WSL_LIB not in e.line.text)
     ]
@@ -146,7 +148,9 @@ def container(ctx: Context) -> Iterator[Finding]:
         if ctx.has_amd and not any(d.startswith("/dev/kfd") for d in run.devices):
             evidence += run.raw
     if in_container and not ctx.gpu_compute:
-        evidence += ctx.lines("amd-kfd-not-loaded", "cuda-init-500")
+        evidence += ctx.lines(
+            "amd-kfd-not-loaded", "cuda-init-500", "cuda-no-device", "rocm-no-device"
+        )
     if in_container and not ctx.gpu_compute and s.dev_nodes is not None:
         nodes = {d.path for d in s.dev_nodes}
         if ctx.has_nvidia and not any(p.startswith("/dev/nvidia") for p in nodes):

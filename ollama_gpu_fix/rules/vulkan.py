@@ -69,6 +69,8 @@ def vulkan_needed(ctx: Context) -> Iterator[Finding]:
         and ctx.cpu_fallback
         and ctx.era in ("B", "C")
         and not ctx.events("igpu-dropped")
+        # from v0.30 Vulkan is on by default: a silent CPU result there is not "enable Vulkan"
+        and not in_range(ctx.version, VULKAN_DEFAULT_ON, None)
     )
     if silent:
         # Runner-era discovery logs every CUDA/ROCm device it fails on; a CPU-only result with

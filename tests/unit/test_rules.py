@@ -430,3 +430,42 @@ def test_unexplained_fallback_is_other_with_evidence() -> None:
 def test_garbage_never_raises(garbage: str) -> None:
     files = {name: garbage for name in ("ollama-serve.log", "nvidia-smi.txt", "api-ps.json")}
     assert findings(files).primary
+
+
+def test_cudart_error_35_is_insufficient_driver() -> None:
+    log = (
+        'time=2024-02-01T00:00:00Z level=INFO source=gpu.go:300 msg="Unable to load cudart"'
+        ' library=/tmp/ollama1/runners/cuda_v12/libcudart.so.12 error="cudart init failure: 35"\n'
+    )
+    assert findings({"ollama-serve.log": log}).primary == "nvidia-driver-too-old"
+
+
+def test_no_cuda_device_on_bare_metal_with_secure_boot_is_no_driver() -> None:
+    d = findings(
+        {
+            "probe-meta.txt": META_NATIVE + "absent=/proc/driver/nvidia/version\n",
+            "pci-devices.txt": PCI_4090_NODRIVER,
+            "mokutil.txt": "SecureBoot enabled\n",
+            "ollama-serve.log": _log(
+                "ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected",
+                CPU_ONLY,
+            ),
+        }
+    )
+    assert d.primary == "nvidia-no-driver"
+    assert "MOK" in d.primary_finding.remedy.summary
+
+
+def test_gpu_out_of_memory_is_vram_not_driver() -> None:
+    log = _log(CUDA_OK, "CUDA error: out of memory\n  current device: 0, in function alloc")
+    assert findings({"ollama-serve.log": log}).primary == "vram-insufficient"
+
+
+def test_cpu_buffer_allocation_failure_is_not_vram() -> None:
+    log = _log(CUDA_OK, "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate CPU buffer of size 4000000")
+    assert findings({"ollama-serve.log": log}).primary == "ok-gpu"
+
+
+def test_silent_cpu_result_on_vulkan_default_era_is_not_vulkan_needed() -> None:
+    """From v0.30 Vulkan is on by default; a silent CPU result there is not 'enable Vulkan'."""
+    assert findings({"ollama-serve.log": _log(CPU_ONLY, version="0.33.0")}).primary == "other"
