@@ -129,7 +129,7 @@ ogf_run2() { $TMO ${TMO:+10} "$@" 2>&1; }
 # Read a file without needing cat.
 ogf_rd() {
 	if [ -n "$CAT" ]; then
-		cat -- "$1" 2>/dev/null
+		$TMO ${TMO:+10} cat -- "$1" 2>/dev/null
 	else
 		while IFS= read -r ogf_l || [ -n "$ogf_l" ]; do
 			printf '%s\n' "$ogf_l"
@@ -419,7 +419,7 @@ ogf_ollama_libs() {
 	for ogf_b in "$OLLAMA_BIN" $PROC_EXES; do
 		[ -n "$ogf_b" ] || continue
 		if ogf_have readlink; then
-			ogf_r=$(readlink -f "$ogf_b" 2>/dev/null)
+			ogf_r=$($TMO ${TMO:+10} readlink -f "$ogf_b" 2>/dev/null)
 			[ -n "$ogf_r" ] && ogf_b=$ogf_r
 		fi
 		ogf_bd=${ogf_b%/*}
@@ -463,7 +463,8 @@ ogf_scan_processes() {
 		read -r ogf_comm <"$ogf_p/comm" 2>/dev/null
 		case $ogf_comm in ollama*) ;; *) continue ;; esac
 		if [ -n "$ogf_tr" ]; then
-			ogf_cl=$(tr '\000' ' ' <"$ogf_p/cmdline" 2>/dev/null)
+			# reading another process's memory can block (mmap lock): bounded
+			ogf_cl=$($TMO ${TMO:+10} tr '\000' ' ' <"$ogf_p/cmdline" 2>/dev/null)
 		else
 			ogf_cl=
 			read -r ogf_cl <"$ogf_p/cmdline" 2>/dev/null
@@ -487,7 +488,7 @@ cgroup=$ogf_l"
 		ogf_rec="$ogf_rec
 cmdline=${ogf_cl% }"
 		if ogf_have readlink; then
-			ogf_exe=$(readlink "$ogf_p/exe" 2>/dev/null)
+			ogf_exe=$($TMO ${TMO:+10} readlink "$ogf_p/exe" 2>/dev/null)
 			if [ -n "$ogf_exe" ]; then
 				ogf_rec="$ogf_rec
 exe=$ogf_exe"
@@ -495,7 +496,7 @@ exe=$ogf_exe"
 			fi
 		fi
 		if [ -n "$ogf_tr" ] && [ -r "$ogf_p/environ" ]; then
-			ogf_env=$(tr '\000' '\n' <"$ogf_p/environ" 2>/dev/null | while IFS= read -r ogf_l; do
+			ogf_env=$($TMO ${TMO:+10} tr '\000' '\n' <"$ogf_p/environ" 2>/dev/null | while IFS= read -r ogf_l; do
 				case $ogf_l in
 				CUDA_*=* | NVIDIA_*=* | HIP_*=* | ROCR_*=* | HSA_*=* | GPU_DEVICE_ORDINAL=* | \
 					GGML_*=* | OLLAMA_*=* | LD_LIBRARY_PATH=* | JETSON_JETPACK=*)
