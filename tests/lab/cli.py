@@ -1,0 +1,83 @@
+"""tests/lab/run: boot the lab, diagnose every host over SSH, tear down, print the verdict.
+
+The last line is always `lab: H hosts, primary-correct P/H, converged C/H, second-run changes K`
+(converged/second-run come from deploys/fix_gpu.py once that issue lands; until then 0/H, -1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.lab import diagnose_run
+from tests.lab.lab import Lab, prerequisites
+
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="tests/lab/run", description=__doc__)
+    ap.add_argument("--only", nargs="*", help="profile names (default: all)")
+    ap.add_argument("--hold", action="store_true",
+                    help="keep the lab up after diagnosing until Enter or Ctrl-C")
+    args = ap.parse_args(argv)
+    why = prerequisites()
+    if why:
+        print(f"lab: cannot run: {why}", file=sys.stderr)
+        print("lab: 0 hosts, primary-correct 0/0, converged 0/0, second-run changes -1")
+        return 2
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+    t0 = time.monotonic()
+    lab = Lab(args.only)
+    n = len(lab.profiles)
+    correct = 0
+    rc = 1
+    left: list[str] = []
+    try:
+        lab.up()
+        with tempfile.TemporaryDirectory(prefix="ogf-lab-reports-") as tmp:
+            result = diagnose_run.run(Path(tmp))
+            print(result.output[-6000:], file=sys.stderr)
+            for p in lab.profiles:
+                got = result.primaries.get(p.name)
+                ok = got == p.expected_primary
+                correct += ok
+                print(f"lab: {p.name:<24} expected {p.expected_primary:<28} got {got}"
+                      f"{'' if ok else '   <-- MISMATCH'}", file=sys.stderr)
+            print(f"lab: diagnose took {result.seconds:.1f}s (pyinfra exit {result.returncode})",
+                  file=sys.stderr)
+        if args.hold:
+            print("lab: holding; press Enter to tear down", file=sys.stderr)
+            try:
+                input()
+            except EOFError:
+                pass
+        rc = 0 if correct == n else 1
+    except KeyboardInterrupt:
+        print("lab: interrupted, tearing down", file=sys.stderr)
+        rc = 130
+    except Exception as err:  # the verdict line must still be printed
+        print(f"lab: error: {err}", file=sys.stderr)
+        rc = 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        left = lab.down()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    print(f"lab: wall time {time.monotonic() - t0:.0f}s, teardown "
+          f"{'clean' if not left else 'LEFT ' + ', '.join(left)}", file=sys.stderr)
+    if left:
+        rc = rc or 1
+    print(f"lab: {n} hosts, primary-correct {correct}/{n}, converged 0/{n}, "
+          "second-run changes -1")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

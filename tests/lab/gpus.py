@@ -1,0 +1,60 @@
+"""Catalog of the GPUs lab hosts play: the identifiers real hardware reports.
+
+PCI ids match pci.ids; VRAM, compute capability and gfx targets match the vendors' tables
+(ollama-anchor.md 2.1 and 6.2). Shims and the Ollama double read these through the host's
+hardware.json, so every tool on a host tells the same story.
+"""
+
+from __future__ import annotations
+
+GPUS: dict[str, dict] = {
+    "h100-pcie": {
+        "vendor": "nvidia", "pci_vendor": "0x10de", "pci_device": "0x2331", "class": "0x030200",
+        "subsystem_vendor": "0x10de", "subsystem_device": "0x1626", "revision": "0xa1",
+        "name": "NVIDIA H100 PCIe", "vram_mib": 81559, "compute_cap": "9.0",
+        "uuid": "GPU-5ac7e7b0-1c7e-5d56-a5d2-3f6f2a4ad3b1", "power_cap_w": 350,
+        "idle_power_w": 48, "temp_c": 33,
+    },
+    "rtx-4090": {
+        "vendor": "nvidia", "pci_vendor": "0x10de", "pci_device": "0x2684", "class": "0x030000",
+        "subsystem_vendor": "0x1043", "subsystem_device": "0x889d", "revision": "0xa1",
+        "name": "NVIDIA GeForce RTX 4090", "vram_mib": 24564, "compute_cap": "8.9",
+        "uuid": "GPU-2f0b9c3e-8d7a-4e61-b1c2-7a9d5e3f6c10", "power_cap_w": 450,
+        "idle_power_w": 21, "temp_c": 36,
+    },
+    "rtx-3060": {
+        "vendor": "nvidia", "pci_vendor": "0x10de", "pci_device": "0x2503", "class": "0x030000",
+        "subsystem_vendor": "0x1462", "subsystem_device": "0x397d", "revision": "0xa1",
+        "name": "NVIDIA GeForce RTX 3060", "vram_mib": 12288, "compute_cap": "8.6",
+        "uuid": "GPU-bca32961-2a44-3c18-c167-8306f3d51df9", "power_cap_w": 170,
+        "idle_power_w": 15, "temp_c": 41,
+    },
+    "rx-6700xt": {
+        "vendor": "amd", "pci_vendor": "0x1002", "pci_device": "0x73df", "class": "0x030000",
+        "subsystem_vendor": "0x1da2", "subsystem_device": "0xe445", "revision": "0xc1",
+        "name": "AMD Radeon RX 6700 XT", "marketing": "AMD Radeon RX 6700 XT",
+        "vram_mib": 12272, "gfx": "gfx1031", "gfx_target_version": 100301,
+        "simd_count": 80, "cu_count": 40, "drm_render_minor": 128,
+    },
+    "rx-7900xtx": {
+        "vendor": "amd", "pci_vendor": "0x1002", "pci_device": "0x744c", "class": "0x030000",
+        "subsystem_vendor": "0x1002", "subsystem_device": "0x0e3b", "revision": "0xc8",
+        "name": "AMD Radeon RX 7900 XTX", "marketing": "Radeon RX 7900 XTX",
+        "vram_mib": 24560, "gfx": "gfx1100", "gfx_target_version": 110000,
+        "simd_count": 192, "cu_count": 96, "drm_render_minor": 128,
+    },
+    "rx-5700xt": {
+        "vendor": "amd", "pci_vendor": "0x1002", "pci_device": "0x731f", "class": "0x030000",
+        "subsystem_vendor": "0x1682", "subsystem_device": "0x5701", "revision": "0xc1",
+        "name": "AMD Radeon RX 5700 XT", "marketing": "AMD Radeon RX 5700 XT",
+        "vram_mib": 8176, "gfx": "gfx1010", "gfx_target_version": 100100,
+        "simd_count": 80, "cu_count": 40, "drm_render_minor": 128,
+    },
+}
+
+# A q35-like chipset every host has besides its GPU (address, vendor, device, class, driver).
+CHIPSET = [
+    ("0000:00:00.0", "0x8086", "0x29c0", "0x060000", "-"),
+    ("0000:00:1f.0", "0x8086", "0x2918", "0x060100", "lpc_ich"),
+    ("0000:00:1f.2", "0x8086", "0x2922", "0x010601", "ahci"),
+]

@@ -1,0 +1,293 @@
+"""Bring the lab up and tear it down: the one implementation tests/lab/run and pytest share.
+
+Up: cached Debian base, per-run SSH and signing keys, signed apt repositories served on the lab
+bridge, one network namespace + overlay + profile machine per host, packages installed with the
+host's own apt from those repositories, hosts booted in parallel, the Ollama double installed
+over SSH as install.sh would, and inventories/lab.py written. Down: everything recorded in
+.run/state.json is undone (processes by PID, mounts, namespaces, links, run directories), also
+after a crash of a previous run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.lab import aptrepo, base_image, config, hostprep, hosts, inventory, network
+from tests.lab.profiles import Profile, load_all
+
+
+def prerequisites() -> str:
+    """Why the lab cannot run here ('' when it can)."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces, overlay mounts, systemd-nspawn)"
+    for tool in ("systemd-nspawn", "debootstrap", "ip", "ssh", "ssh-keygen", "gpg", "dpkg-deb",
+                 "mount"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed (apt-get install systemd-container debootstrap " \
+                   "iproute2 openssh-client gpg dpkg)"
+    if not Path("/proc/filesystems").read_text().count("overlay"):
+        return "the kernel has no overlayfs"
+    return ""
+
+
+class Lab:
+    def __init__(self, names: list[str] | None = None, log=None) -> None:
+        self.profiles: list[Profile] = load_all(names)
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.hosts: list[hosts.Host] = []
+        self.state: dict = {"pids": {}, "netns": [], "links": [], "mounts": [], "bridge": False}
+        self.ssh: hosts.SSH | None = None
+        self.urls: dict[str, str] = {}
+        self.timings: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ state bookkeeping
+
+    def save(self) -> None:
+        config.RUN_DIR.mkdir(parents=True, exist_ok=True)
+        config.STATE_FILE.write_text(json.dumps(self.state, indent=1))
+
+    def record_pid(self, label: str, proc: subprocess.Popen) -> None:
+        """Remember a process we started, with the argv it runs (to refuse a reused PID)."""
+        self.state["pids"][label] = {"pid": proc.pid, "argv": [str(a) for a in proc.args]}
+        self.save()
+
+    # ------------------------------------------------------------------ up
+
+    def up(self) -> None:
+        why = prerequisites()
+        if why:
+            raise RuntimeError(why)
+        t0 = time.monotonic()
+        teardown_stale(self.log)
+        base = base_image.ensure_base(self.log)
+        self.timings["base"] = time.monotonic() - t0
+        if config.RUN_DIR.exists():
+            shutil.rmtree(config.RUN_DIR)
+        config.RUN_DIR.mkdir(parents=True)
+        self.save()
+        self.ssh = self.make_keys()
+        signer = aptrepo.Signer(config.RUN_DIR / "gnupg")
+        self.urls = aptrepo.build_repos(config.RUN_DIR / "www", config.RUN_DIR / "debs", signer)
+        self.state["bridge"] = True
+        self.save()
+        network.create_bridge()
+        self.record_pid("apt-repo", aptrepo.serve(config.RUN_DIR / "www",
+                                                 config.RUN_DIR / "apt-repo.log"))
+        keyring = signer.public_binary()
+        signer.close()
+        pubkey = (config.RUN_DIR / "ssh/id_ed25519.pub").read_text()
+        known = []
+        for i, profile in enumerate(self.profiles, start=1):
+            host = hosts.Host(profile, network.HostNet(i), config.RUN_DIR / "hosts" / profile.name)
+            self.hosts.append(host)
+            self.state["netns"].append(host.net.netns)
+            self.state["links"].append(host.net.veth)
+            self.save()
+            network.create_host(host.net)
+            host.dir.mkdir(parents=True)
+            self.state["mounts"].append(str(host.merged))
+            self.save()
+            hosts.mount_overlay(host, base)
+            kt, key = hostprep.prepare(host.merged, profile, pubkey, keyring, self.urls["debian"])
+            hostprep.kfd_tree(profile, host.merged)
+            known.append(f"{host.net.address} {kt} {key}")
+        (config.RUN_DIR / "ssh/known_hosts").write_text("\n".join(known) + "\n")
+        self.timings["prepare"] = time.monotonic() - t0
+        self.log(f"lab: installing packages on {len(self.hosts)} hosts with their own apt")
+        self.parallel(self.install_packages, workers=4)
+        self.timings["packages"] = time.monotonic() - t0
+        self.log("lab: booting hosts")
+        for host in self.hosts:
+            self.record_pid(f"nspawn:{host.name}", hosts.boot(host))
+        deadline = time.monotonic() + 120
+        for host in self.hosts:
+            if not hosts.wait_port(host.net.address, 22, deadline):
+                raise RuntimeError(f"{host.name}: sshd did not come up, see "
+                                   f"{host.dir / 'console.log'}")
+        self.timings["boot"] = time.monotonic() - t0
+        self.log("lab: installing the Ollama double over SSH")
+        self.parallel(self.install_ollama, workers=len(self.hosts))
+        self.timings["ollama"] = time.monotonic() - t0
+        inventory.write(self.hosts, self.ssh, self.urls)
+        self.log(f"lab: {len(self.hosts)} hosts up in {time.monotonic() - t0:.0f}s, "
+                 f"inventory {config.INVENTORY_PATH.relative_to(config.REPO_ROOT)}")
+
+    def make_keys(self) -> hosts.SSH:
+        d = config.RUN_DIR / "ssh"
+        d.mkdir(mode=0o700)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ogf-lab",
+                        "-f", str(d / "id_ed25519")], check=True)
+        return hosts.SSH(d / "id_ed25519", d / "known_hosts")
+
+    def parallel(self, fn, workers: int) -> None:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            errors = [f.exception() for f in [pool.submit(fn, h) for h in self.hosts]]
+        errors = [e for e in errors if e]
+        if errors:
+            raise errors[0]
+
+    def install_packages(self, host: hosts.Host) -> None:
+        """The host's own apt installs what the profile's machine had before the story."""
+        p = host.profile
+        if not p.packages and not p.repos:
+            return
+        u = self.urls
+        lines = []
+        if "nvidia" in p.repos:  # NVIDIA's documented recipe (ollama-anchor.md 7.2)
+            lines += [f"curl -fsSLo /tmp/cuda-keyring.deb {u['nvidia']}cuda-keyring_1.1-1_all.deb",
+                      "dpkg -i /tmp/cuda-keyring.deb", "rm -f /tmp/cuda-keyring.deb"]
+        if {"rocm", "amdgpu"} & set(p.repos):  # AMD's documented recipe, key as .asc
+            key = config.repo_url("rocm/rocm.gpg.key")
+            lines += ["mkdir -p --mode=0755 /etc/apt/keyrings",
+                      f"curl -fsSL {key} -o /etc/apt/keyrings/rocm.asc"]
+            for repo in ("rocm", "amdgpu"):
+                if repo in p.repos:
+                    lines.append(f"echo 'deb [arch=amd64 signed-by=/etc/apt/keyrings/rocm.asc] "
+                                 f"{u[repo]} jammy main' > /etc/apt/sources.list.d/{repo}.list")
+        lines.append("apt-get update -q")
+        if p.packages:
+            lines.append("apt-get install -y -q --no-install-recommends " + " ".join(p.packages))
+        lines.append("ldconfig")
+        rc = hosts.run_in(host, "\n".join(lines), host.dir / "provision.log")
+        if rc != 0:
+            raise RuntimeError(f"{host.name}: package install failed, see "
+                               f"{host.dir / 'provision.log'}")
+
+    def install_ollama(self, host: hosts.Host) -> None:
+        p = host.profile
+        if not p.ollama_version:
+            return
+        assert self.ssh
+        era = ollama_era(p.ollama_version)
+        double = (config.LAB_DIR / "ollama_double.py").read_text()
+        double = double.replace('VERSION = "0.0.0"', f'VERSION = "{p.ollama_version}"', 1)
+        script = (config.HOSTFILES_DIR / "install-ollama.sh").read_text()
+        parts = ["set -e", "umask 022", stage("/tmp/ogf-ollama", double),
+                 stage("/tmp/ogf-install.sh", script),
+                 f"sh /tmp/ogf-install.sh {p.ollama_version} {era} "
+                 f"{1 if p.ollama_manual_install else 0}"]
+        for name, text in p.dropins.items():
+            parts += ["mkdir -p /etc/systemd/system/ollama.service.d",
+                      stage(f"/etc/systemd/system/ollama.service.d/{name}", text)]
+        parts += ["rm -f /tmp/ogf-ollama /tmp/ogf-install.sh", "systemctl daemon-reload",
+                  "systemctl restart ollama",
+                  "for i in $(seq 100); do curl -sf http://127.0.0.1:11434/api/version "
+                  ">/dev/null && break; sleep 0.1; done",
+                  # The user had run the model before asking why it was slow.
+                  "curl -sf http://127.0.0.1:11434/api/generate -d "
+                  "'{\"model\":\"qwen2.5:0.5b\",\"keep_alive\":\"2h\"}' >/dev/null"]
+        res = self.ssh.run(host.net.address, "\n".join(parts))
+        (host.dir / "install-ollama.log").write_bytes(res.stdout + res.stderr)
+        if res.returncode != 0:
+            raise RuntimeError(f"{host.name}: Ollama install failed: "
+                               f"{res.stderr.decode(errors='replace')[-400:]}")
+
+    # ------------------------------------------------------------------ down
+
+    def down(self) -> list[str]:
+        return teardown(self.state, self.log)
+
+
+def stage(path: str, text: str) -> str:
+    """Shell that writes TEXT to PATH (a quoted here-document)."""
+    marker = "OGF_EOF_8f3a"
+    assert marker not in text
+    return f"cat > {path} <<'{marker}'\n{text}{'' if text.endswith(chr(10)) else chr(10)}{marker}"
+
+
+def ollama_era(version: str) -> str:
+    v = tuple(int(x) for x in version.split(".")[:3])
+    return "A" if v <= (0, 12, 3) else "B" if v < (0, 30, 0) else "C"
+
+
+def teardown(state: dict, log) -> list[str]:
+    """Undo what STATE records; return what is still left (empty when clean)."""
+    pids = state.get("pids", {})
+    nspawns = {k: v for k, v in pids.items() if k.startswith("nspawn:")}
+    with ThreadPoolExecutor(max_workers=max(1, len(nspawns))) as pool:
+        list(pool.map(lambda v: stop_recorded(v), nspawns.values()))
+    for label, v in pids.items():
+        if not label.startswith("nspawn:"):
+            stop_recorded(v)
+    for mnt in reversed(state.get("mounts", [])):
+        if is_mounted(mnt):
+            if subprocess.run(["umount", mnt], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
+        machine = f"{config.PREFIX}-{Path(mnt).parent.name}"
+        shutil.rmtree(Path("/run/systemd/nspawn/propagate") / machine, ignore_errors=True)
+    for ns in state.get("netns", []):
+        network.delete_host(network.HostNet(int(ns.rsplit("h", 1)[1])))
+    if state.get("bridge"):
+        network.delete_bridge()
+    keep_logs()
+    if config.RUN_DIR.exists():
+        shutil.rmtree(config.RUN_DIR, ignore_errors=True)
+    left = leftovers()
+    if left:
+        log("lab: teardown left: " + ", ".join(left))
+    return left
+
+
+def stop_recorded(entry: dict) -> None:
+    """Stop a process we started, after checking the PID still runs what we started."""
+    pid = entry["pid"]
+    try:
+        now = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return
+    if now[1 : len(entry["argv"])] != entry["argv"][1:]:
+        return  # PID reused by something else: not ours
+    hosts.stop_pid(pid)
+
+
+def is_mounted(path: str) -> bool:
+    return any(line.split()[4] == path for line in
+               Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def keep_logs() -> None:
+    """Copy the small per-host logs to .cache/last-run-logs for post-mortems."""
+    dest = config.CACHE_DIR / "last-run-logs"
+    shutil.rmtree(dest, ignore_errors=True)
+    for log in config.RUN_DIR.glob("hosts/*/*.log"):
+        target = dest / log.parent.name / log.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, target)
+    for log in config.RUN_DIR.glob("*.log"):
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, dest / log.name)
+
+
+def leftovers() -> list[str]:
+    """Lab namespaces, links, mounts and processes still present."""
+    left = network.leftovers()
+    run = str(config.RUN_DIR)
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if run in line.split()[4]:
+            left.append("mount " + line.split()[4])
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if run in cmd and int(proc.name) != os.getpid():
+            left.append(f"process {proc.name}: {cmd[:80]}")
+    return left
+
+
+def teardown_stale(log) -> None:
+    """A previous run that crashed left its state file: undo what it recorded first."""
+    if config.STATE_FILE.is_file():
+        try:
+            state = json.loads(config.STATE_FILE.read_text())
+        except ValueError:
+            state = {}
+        log("lab: tearing down what a previous run left")
+        teardown(state, log)
