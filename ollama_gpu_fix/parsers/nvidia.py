@@ -27,6 +27,7 @@ _SMI_ERRORS = re.compile(
 )
 _BUS = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
 _GPU_ROW = re.compile(r"^\|\s*(\d+)\s+(.+?)\s+(?:On|Off|N/A)\s+\|\s*" + _BUS)
+_LIST_ROW = re.compile(r"^GPU (\d+): (.+?) \(UUID: (GPU-[0-9A-Fa-f-]+)\)")  # nvidia-smi -L
 _MEM_ROW = re.compile(r"(\d+)\s*MiB\s*/\s*(\d+)\s*MiB")
 _PROC_ROW = re.compile(
     r"^\|\s*(\d+|N/A)\s+(?:\S+\s+\S+\s+)?(\d+|N/A)\s+[CGM+]+\s+(.+?)\s+(\d+|N/A)\s*(?:MiB)?\s*\|$"
@@ -121,7 +122,7 @@ def _merge(table: list[NvidiaGpu], query: list[NvidiaGpu]) -> list[NvidiaGpu]:
         ) or next((t for t in table if t.bus_id and t.bus_id == gpu.bus_id), None)
         if twin is None:
             continue
-        for attr in ("name", "memory_total_mib", "memory_used_mib", "bus_id"):
+        for attr in ("name", "memory_total_mib", "memory_used_mib", "bus_id", "uuid"):
             if getattr(gpu, attr) is None:
                 setattr(gpu, attr, getattr(twin, attr))
     return query
@@ -156,6 +157,14 @@ def parse_smi(sections: Mapping[str, str]) -> NvidiaSmi | None:
             smi.raw.append(line)
             current = NvidiaGpu(
                 index=int(row.group(1)), name=row.group(2).strip(), bus_id=row.group(3), raw=line
+            )
+            table.append(current)
+            continue
+        listed = _LIST_ROW.match(text)
+        if listed:
+            smi.raw.append(line)
+            current = NvidiaGpu(
+                index=int(listed.group(1)), name=listed.group(2), uuid=listed.group(3), raw=line
             )
             table.append(current)
             continue

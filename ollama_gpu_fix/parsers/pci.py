@@ -19,9 +19,9 @@ _LSPCI = re.compile(
 )
 _IDS = re.compile(r"\[(?P<vendor>[0-9a-fA-F]{4}):(?P<device>[0-9a-fA-F]{4})\]")
 _REV = re.compile(r"\s*\((?:rev|prog-if)\s[^)]*\)")
-_SYSFS = re.compile(
-    _ADDR + r"\s+(?:0x)?(?P<vendor>[0-9a-fA-F]{4})\s+(?:0x)?(?P<device>[0-9a-fA-F]{4})"
-    r"\s+(?:0x)?(?P<cls>[0-9a-fA-F]{4,6})(?:\s+(?P<driver>\S+))?"
+_SYSFS = re.compile(  # any field may be `-` when sysfs did not let the probe read it
+    _ADDR + r"\s+(?:0x)?(?P<vendor>[0-9a-fA-F]{4}|-)\s+(?:0x)?(?P<device>[0-9a-fA-F]{4}|-)"
+    r"\s+(?:0x)?(?P<cls>[0-9a-fA-F]{4,6}|-)(?:\s+(?P<driver>\S+))?"
 )
 _DRIVER_IN_USE = re.compile(r"^Kernel driver in use:\s*(\S+)")
 
@@ -97,9 +97,14 @@ def parse(sections: Mapping[str, str]) -> list[PciDevice] | None:
             continue
         addr = normalize_address(match.group("addr"))
         dev = devices.setdefault(addr, PciDevice(address=addr, raw=line))
-        dev.vendor_id = match.group("vendor").lower()
-        dev.device_id = match.group("device").lower()
-        dev.class_code = match.group("cls")[:4].lower()
+        for attr, group in (
+            ("vendor_id", "vendor"),
+            ("device_id", "device"),
+            ("class_code", "cls"),
+        ):
+            value = match.group(group)
+            if value != "-":
+                setattr(dev, attr, value[:4].lower())
         driver = match.group("driver")
         dev.driver = driver if driver and driver != "-" else None
     return list(devices.values())

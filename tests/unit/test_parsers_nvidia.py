@@ -195,3 +195,18 @@ def test_packages_probe_format_and_rpm() -> None:
     rpm = cuda.parse_packages(sample("packages.txt", "rpm-qa-pasted.txt"))
     assert rpm == {"cuda-toolkit-12-4": "12.4.1-1", "rocm-hip-runtime": "6.1.2.60102-119.el9"}
     assert cuda.parse_packages({"packages.txt": ""}) == {}
+
+
+def test_smi_list_output_pasted() -> None:
+    text = (
+        "$ nvidia-smi -L\n"
+        "GPU 0: NVIDIA GeForce RTX 5090 (UUID: GPU-1b2c3d4e-aaaa-bbbb-cccc-000000000001)\n"
+        "GPU 1: NVIDIA GeForce RTX 5090 (UUID: GPU-1b2c3d4e-aaaa-bbbb-cccc-000000000002)\n"
+    )
+    smi = nvidia.parse_smi({"nvidia-smi.txt": text})
+    assert smi is not None and smi.driver_version is None
+    assert [(g.index, g.name) for g in smi.gpus] == [
+        (0, "NVIDIA GeForce RTX 5090"),
+        (1, "NVIDIA GeForce RTX 5090"),
+    ]
+    assert smi.gpus[1].uuid == "GPU-1b2c3d4e-aaaa-bbbb-cccc-000000000002"

@@ -153,3 +153,11 @@ def test_pci_devices_sysfs_and_merge_by_address() -> None:
 def test_normalize_address() -> None:
     assert pci.normalize_address("01:00.0") == "0000:01:00.0"
     assert pci.normalize_address("00000000:1A:00.0") == "0000:1a:00.0"
+
+
+def test_pci_devices_unreadable_fields() -> None:
+    devices = pci.parse({"pci-devices.txt": "0000:01:00.0 0x10de - - -\n"})
+    assert devices is not None and len(devices) == 1
+    dev = devices[0]
+    assert dev.vendor_id == "10de" and dev.device_id is None and dev.class_code is None
+    assert dev.driver is None and not dev.is_gpu
