@@ -70,6 +70,16 @@ ogf_main() {
 	[ -d /sys/bus/pci/devices ] && ogf_sec pci-devices.txt ogf_pci
 	[ -r /proc/modules ] && ogf_sec lsmod.txt ogf_modules
 
+	# Observe before disturbing: NVML (nvidia-smi) runs the setuid nvidia-modprobe, which may
+	# load the module and create /dev/nvidia* nodes whose absence is the evidence.
+	NV_VERSION=
+	ogf_nv_seen=
+	if [ -r /proc/driver/nvidia/version ]; then
+		NV_VERSION=$(ogf_rd /proc/driver/nvidia/version)
+		ogf_nv_seen=1
+	fi
+	DEV_NODES=$(ogf_dev_nodes)
+
 	if ogf_have nvidia-smi; then
 		ogf_sec nvidia-smi.txt ogf_run2 nvidia-smi
 		ogf_sec nvidia-smi-query.csv ogf_run2 nvidia-smi \
@@ -78,8 +88,7 @@ ogf_main() {
 		ogf_sec nvidia-smi-apps.csv ogf_run2 nvidia-smi \
 			--query-compute-apps=pid,process_name,used_memory --format=csv
 	fi
-	[ -r /proc/driver/nvidia/version ] &&
-		ogf_sec proc-driver-nvidia-version.txt ogf_rd /proc/driver/nvidia/version
+	[ -n "$ogf_nv_seen" ] && ogf_sec proc-driver-nvidia-version.txt printf '%s\n' "$NV_VERSION"
 
 	[ -n "$NVCC" ] && ogf_sec nvcc-version.txt ogf_run2 "$NVCC" --version
 	ogf_sec cuda-toolkits.txt ogf_cuda_toolkits
@@ -95,7 +104,7 @@ ogf_main() {
 	ogf_have mokutil && ogf_sec mokutil.txt ogf_run2 mokutil --sb-state
 
 	ogf_have id && ogf_sec groups.txt ogf_groups
-	ogf_sec dev-nodes.txt ogf_dev_nodes
+	ogf_sec dev-nodes.txt printf '%s\n' "$DEV_NODES"
 	ogf_sec ldconfig.txt ogf_ldconfig
 	[ -r /etc/nv_tegra_release ] && ogf_sec nv-tegra-release.txt ogf_rd /etc/nv_tegra_release
 
