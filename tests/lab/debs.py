@@ -46,6 +46,7 @@ NVIDIA_DRIVERS = {
     "nvidia-driver-535": ("535.183.06-1", "nvidia"),
     "nvidia-driver-550": ("550.90.07-1", "nvidia"),
     "nvidia-driver-570": ("570.172.08-1", "nvidia"),
+    "nvidia-driver-580": ("580.159.04-1", "nvidia"),  # the captured H100's driver
 }
 
 
@@ -110,8 +111,10 @@ def _toolkit(name: str, version: str, repo: str, cuda: str, prefix: str) -> Pkg:
 def all_packages(urls: dict[str, str]) -> list[Pkg]:
     pkgs = [_driver(n, v, r) for n, (v, r) in NVIDIA_DRIVERS.items()]
     pkgs += [
-        Pkg("cuda-drivers", "550.90.07-1", "nvidia", "CUDA drivers metapackage (lab stub)",
-            depends=["nvidia-driver-550 (>= 550.90.07)"]),
+        Pkg("cuda-drivers", "580.159.04-1", "nvidia", "CUDA drivers metapackage (lab stub)",
+            depends=["nvidia-driver-580 (>= 580.159.04)"]),
+        Pkg("cuda-drivers-580", "580.159.04-1", "nvidia", "CUDA 580 drivers (lab stub)",
+            depends=["nvidia-driver-580 (>= 580.159.04)"]),
         Pkg("cuda-drivers-550", "550.90.07-1", "nvidia", "CUDA 550 drivers (lab stub)",
             depends=["nvidia-driver-550 (>= 550.90.07)"]),
         Pkg("cuda-drivers-570", "570.172.08-1", "nvidia", "CUDA 570 drivers (lab stub)",

@@ -8,6 +8,14 @@ hardware.json, so every tool on a host tells the same story.
 from __future__ import annotations
 
 GPUS: dict[str, dict] = {
+    # Identity and readings of the real H100 captured in tests/fixtures/h100 (nvidia-smi, NVML).
+    "h100-sxm": {
+        "vendor": "nvidia", "pci_vendor": "0x10de", "pci_device": "0x2330", "class": "0x030200",
+        "subsystem_vendor": "0x10de", "subsystem_device": "0x16c1", "revision": "0xa1",
+        "name": "NVIDIA H100 80GB HBM3", "vram_mib": 81559, "compute_cap": "9.0",
+        "uuid": "GPU-e46b1a73-5972-80ed-5f43-c46d1c9f5ddf", "power_cap_w": 700,
+        "idle_power_w": 75, "temp_c": 51, "captures": "h100",
+    },
     "h100-pcie": {
         "vendor": "nvidia", "pci_vendor": "0x10de", "pci_device": "0x2331", "class": "0x030200",
         "subsystem_vendor": "0x10de", "subsystem_device": "0x1626", "revision": "0xa1",

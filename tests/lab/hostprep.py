@@ -135,6 +135,10 @@ def prepare(root: Path, profile: Profile, pubkey: str, mirror_keyring: bytes,
     wants.parent.mkdir(parents=True, exist_ok=True)
     if not wants.is_symlink():
         wants.symlink_to("/etc/systemd/system/ogf-lab-hw.service")
+    for capture in config.CAPTURES_DIR.rglob("*"):
+        if capture.is_file():
+            rel = capture.relative_to(config.CAPTURES_DIR)
+            write(root, f"/usr/lib/ogf-lab/captures/{rel}", capture.read_bytes())
     if profile.wsl2:
         wsl_files(root)
     for path, spec in profile.files.items():
