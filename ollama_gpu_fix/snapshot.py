@@ -8,6 +8,7 @@ a host.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -324,9 +325,16 @@ class LoadedModel:
 
     @property
     def gpu_fraction(self) -> float | None:
+        """Share of the model in VRAM: from /api/ps sizes, else the `ollama ps` PROCESSOR text."""
         if self.size and self.size_vram is not None and self.size > 0:
             return min(self.size_vram / self.size, 1.0)
-        return None
+        text = (self.processor or "").strip()
+        if text == "100% GPU":
+            return 1.0
+        if text == "100% CPU":
+            return 0.0
+        match = re.match(r"(\d+)%/(\d+)% CPU/GPU", text)
+        return int(match.group(2)) / 100 if match else None
 
 
 # ---- Ollama's log -------------------------------------------------------------------------------

@@ -78,6 +78,11 @@ class Context:
         unit = self.s.unit
         if unit and (unit.environment or unit.active_state):
             return dict(unit.environment)
+        if unit and (unit.fragment or unit.dropins):
+            merged: dict[str, str] = {}  # what systemd will pass once (re)loaded
+            for f in ([unit.fragment] if unit.fragment else []) + unit.dropins:
+                merged.update(f.environment)
+            return merged
         if self.s.log and self.s.log.server_env is not None:
             # the log prints every known variable, unset ones with an empty value
             return {k: v for k, v in self.s.log.server_env.items() if v not in ("", "[]")}
@@ -210,7 +215,7 @@ class Context:
         offload = self.s.log.layers_offloaded if self.s.log else None
         return bool(
             self.gpu_compute
-            or any((m.size_vram or 0) > 0 for m in models)
+            or any((m.gpu_fraction or 0) > 0 for m in models)
             or (offload and offload[0] > 0)
             or self.events("cuda-found")
         )
@@ -225,7 +230,7 @@ class Context:
                 (self.compute and not self.gpu_compute)
                 or (log and log.total_vram and log.total_vram.strip() in ("0 B", "0B"))
                 or self.events("no-compatible-gpus")
-                or (models and all((m.size_vram or 0) == 0 for m in models))
+                or (models and all(m.gpu_fraction == 0 for m in models))
             )
             and not self.gpu_compute
         )

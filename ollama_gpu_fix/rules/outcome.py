@@ -19,7 +19,7 @@ def vram_insufficient(ctx: Context) -> Iterator[Finding]:
         evidence += ctx.lines("offloaded-layers") + [c.raw for c in ctx.gpu_compute if c.raw]
     evidence += ctx.lines("gpu-out-of-memory")
     for model in ctx.s.loaded_models or []:
-        if model.size and model.size_vram is not None and 0 < model.size_vram < model.size:
+        if model.gpu_fraction is not None and 0 < model.gpu_fraction < 1:
             evidence.append(
                 model.raw
                 or Line(
@@ -46,7 +46,7 @@ def ok_gpu(ctx: Context) -> Iterator[Finding]:
     evidence = [c.raw for c in ctx.gpu_compute if c.raw]
     evidence += ctx.lines("offloaded-layers", "cuda-found", "hsa-override-set")
     for model in ctx.s.loaded_models or []:
-        if model.size_vram and model.raw:
+        if model.gpu_fraction and model.raw:
             evidence.append(model.raw)
     yield Finding("ok-gpu", "info", "Ollama found a GPU and runs models on it.", evidence)
 

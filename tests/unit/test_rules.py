@@ -310,15 +310,24 @@ def test_override_in_bashrc_is_not_applied() -> None:
 
 
 def test_quoted_override_value_is_not_applied() -> None:
+    """#5090: escaped quotes survive systemd's unquoting and reach libhsakmt, which rejects them."""
+    cat = UNIT + (
+        "\n# /etc/systemd/system/ollama.service.d/override.conf\n[Service]\n"
+        'Environment="HSA_OVERRIDE_GFX_VERSION=\\"10.3.0\\""\n'
+    )
+    d = findings({"systemctl-cat.txt": cat, "kfd-topology.txt": KFD_1031})
+    assert d.primary == "override-not-applied"
+    assert d.primary_finding.remedy.params["env"] == {"HSA_OVERRIDE_GFX_VERSION": "10.3.0"}
+
+
+def test_plainly_quoted_override_is_fine_for_systemd() -> None:
+    """Environment=X="10.3.0" is unquoted by systemd (>= v228): not a finding of its own."""
     cat = UNIT + (
         "\n# /etc/systemd/system/ollama.service.d/override.conf\n[Service]\n"
         'Environment=HSA_OVERRIDE_GFX_VERSION="10.3.0"\n'
     )
-    show = 'ActiveState=active\nUser=ollama\nEnvironment=PATH=/usr/bin HSA_OVERRIDE_GFX_VERSION=\\"10.3.0\\"\n'
-    d = findings(
-        {"systemctl-cat.txt": cat, "systemctl-show.txt": show, "kfd-topology.txt": KFD_1031}
-    )
-    assert d.primary == "override-not-applied"
+    d = findings({"systemctl-cat.txt": cat, "kfd-topology.txt": KFD_1031})
+    assert "override-not-applied" not in [f.code for f in d.findings]
 
 
 def test_not_installed_and_not_running() -> None:
@@ -402,6 +411,16 @@ def test_partial_offload_from_api_ps() -> None:
     assert d.primary == "vram-insufficient"
 
 
+def test_partial_offload_from_ollama_ps_table() -> None:
+    table = (
+        "NAME          ID              SIZE     PROCESSOR          UNTIL\n"
+        "llama3:70b    bcfb190ca3a7    42 GB    48%/52% CPU/GPU    4 minutes from now\n"
+    )
+    assert findings({"ollama-ps.txt": table, "nvidia-smi.txt": SMI_580}).primary == (
+        "vram-insufficient"
+    )
+
+
 def test_igpu_dropped_by_policy() -> None:
     log = _log(
         'time=2026-11-20T10:00:01Z level=INFO source=runner.go:396 msg="dropping integrated GPU;'
@@ -462,7 +481,10 @@ def test_gpu_out_of_memory_is_vram_not_driver() -> None:
 
 
 def test_cpu_buffer_allocation_failure_is_not_vram() -> None:
-    log = _log(CUDA_OK, "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate CPU buffer of size 4000000")
+    log = _log(
+        CUDA_OK,
+        "ggml_backend_cpu_buffer_type_alloc_buffer: failed to allocate CPU buffer of size 4000000",
+    )
     assert findings({"ollama-serve.log": log}).primary == "ok-gpu"
 
 
