@@ -118,3 +118,16 @@ def test_diagnose_bundle_cli_on_the_fixture(capsys: pytest.CaptureFixture[str]) 
     data = json.loads(capsys.readouterr().out)
     assert_h100_facts(data["summary"])
     assert data["primary"] == "ollama-not-installed"
+
+
+def test_dev_nodes_are_read_before_nvidia_smi_runs() -> None:
+    """probe-nodev.txt: the probe on the H100 with an empty /dev (private mount namespace).
+    nvidia-smi still answers and NVML's nvidia-modprobe recreates /dev/nvidia* (listed after
+    the stream), but dev-nodes.txt shows what was there before: nothing."""
+    text = (FIXTURE / "probe-nodev.txt").read_text(encoding="utf-8")
+    stream, _, after = text.partition("== ls -l /dev after the probe")
+    sections = split_stream(stream.splitlines())
+    assert sections["dev-nodes.txt"] == ""
+    assert "NVIDIA H100 80GB HBM3" in sections["nvidia-smi.txt"]
+    assert re.search(r"\snvidia0$", after, re.M)
+    assert re.search(r"\snvidiactl$", after, re.M)
