@@ -420,7 +420,7 @@ ogf_ldconfig() {
 
 # The ollama client, talking to the server the service actually listens on.
 ogf_ollama() {
-	OLLAMA_HOST=$API_HOSTPORT $TMO ${TMO:+10} "$OLLAMA_BIN" "$@" 2>&1
+	OLLAMA_HOST=$API_URL $TMO ${TMO:+10} "$OLLAMA_BIN" "$@" 2>&1
 }
 
 ogf_ollama_libs() {
@@ -608,7 +608,7 @@ ogf_unit_files() {
 }
 
 # Where the API listens, as Ollama's envconfig.Host() reads OLLAMA_HOST; never 0.0.0.0.
-# Sets API_URL (scheme://host:port) and API_HOSTPORT (for the ollama client).
+# Sets API_URL (scheme://host:port, also the ollama client's OLLAMA_HOST) and API_HOSTPORT.
 ogf_api_host() {
 	ogf_h=$PROC_HOST
 	[ -z "$ogf_h" ] && ogf_h=$UNIT_HOST

@@ -316,7 +316,7 @@ def test_ollama_server_process_env_and_api(tmp_path: Path) -> None:
     assert re.search(r"^cgroup=", mine, re.M)
     assert sections["api-ps.json"].strip() == body.decode()
     assert any(s.startswith("127.0.0.1 /api/ps") for s in Handler.seen)
-    assert f"host=127.0.0.1:{port}" in sections["ollama-version.txt"]
+    assert f"host=http://127.0.0.1:{port}" in sections["ollama-version.txt"]
     assert "NAME" in sections["ollama-ps.txt"]
     libs = sections["ollama-libs.txt"].splitlines()
     assert str(root / "lib" / "ollama" / "cuda_v12" / "libggml-cuda.so") in libs
