@@ -97,11 +97,13 @@ def _toolkit(name: str, version: str, repo: str, cuda: str, prefix: str) -> Pkg:
             f"  update-alternatives --remove cuda {prefix} || true\n"
             f"  update-alternatives --remove cuda-{major} {prefix} || true\nfi\nldconfig\n"
         )
-    else:  # Debian's nvidia-cuda-toolkit: nvcc in /usr/bin, cudart in the multiarch dir
-        files["/usr/bin/nvcc"] = ("shim", "nvcc")
-        files["/usr/bin/.nvcc-version"] = cuda + "\n"
-        del files[f"{prefix}/bin/nvcc"], files[f"{prefix}/bin/.nvcc-version"]
-        files[f"{LIBDIR}/libcudart.so.{cuda}"] = ("elf", "libcudart.so.11.0")
+    else:  # Debian's nvidia-cuda-toolkit: nvcc under /usr/lib/nvidia-cuda-toolkit, cudart multiarch
+        files = {
+            "/usr/lib/nvidia-cuda-toolkit/bin/nvcc": ("shim", "nvcc"),
+            "/usr/lib/nvidia-cuda-toolkit/bin/.nvcc-version": cuda + "\n",
+            "/usr/bin/nvcc": ("link", "../lib/nvidia-cuda-toolkit/bin/nvcc"),
+            f"{LIBDIR}/libcudart.so.{cuda}.89": ("elf", "libcudart.so.11.0"),
+        }
         postinst, postrm = "ldconfig\n", "ldconfig\n"
     return Pkg(name=name, version=version, repo=repo, section="devel",
                description=f"CUDA Toolkit {cuda} (lab stub)", files=files,

@@ -1,0 +1,66 @@
+"""The lab over real SSH: `pyinfra inventories/lab.py deploys/diagnose.py` names every
+profile's failure mode (issue 3). One test per profile so a wrong diagnosis shows by name."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.lab import config, diagnose_run, network
+from tests.lab.profiles import load_all
+
+pytestmark = pytest.mark.lab
+PROFILES = load_all()
+
+
+def test_at_least_ten_profiles_each_with_an_expected_code():
+    codes = (config.REPO_ROOT.parent / "shared/design/failure-modes.md")
+    assert len(PROFILES) >= 10
+    for p in PROFILES:
+        assert p.expected_primary, p.name
+        if codes.is_file():
+            assert f"| {p.expected_primary} |" in codes.read_text(), p.name
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.name for p in PROFILES])
+def test_primary_code(diagnosis: diagnose_run.DiagnoseResult, profile):
+    assert diagnosis.returncode == 0, diagnosis.output[-3000:]
+    got = diagnosis.primaries.get(profile.name)
+    assert got == profile.expected_primary, (
+        f"{profile.name}: expected {profile.expected_primary}, diagnose said {got}")
+
+
+def test_hosts_answer_over_ssh_with_their_own_identity(lab):
+    exe = diagnose_run.pyinfra_exe()
+    out = subprocess.run([exe, "-y", "--json", str(config.INVENTORY_PATH), "fact",
+                          "server.Hostname"], cwd=config.REPO_ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    facts = json.loads(out.stdout)
+    assert facts["server.Hostname"] == {p.name: p.name for p in PROFILES}
+
+
+def test_hosts_are_only_on_the_lab_network(lab):
+    """No host has a route out of the lab: only loopback and the lab subnet."""
+    for host in lab.hosts:
+        routes = network.ip("-n", host.net.netns, "route", "show").stdout
+        assert "default" not in routes, (host.name, routes)
+        assert all(r.startswith(config.SUBNET_PREFIX) for r in routes.splitlines() if r), routes
+
+
+def test_double_answers_like_the_host_state(lab):
+    """Installing cuda-toolkit-12-4 changes nvcc; a driver upgrade without reboot makes
+    nvidia-smi report the version mismatch, as on real hardware."""
+    host = next(h for h in lab.hosts if h.name == "nvidia-535-cuda118")
+    ssh = lab.ssh
+    run = lambda cmd: ssh.run(host.net.address, cmd)  # noqa: E731
+    assert b"release 11.8" in run("nvcc --version").stdout
+    repo = lab.urls["nvidia"]  # added the way NVIDIA documents it, from host data's URL
+    r = run(f"curl -fsSLo /tmp/k.deb {repo}cuda-keyring_1.1-1_all.deb && dpkg -i /tmp/k.deb "
+            ">/dev/null && apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "
+            "apt-get install -y -q cuda-toolkit-12-4 nvidia-driver-550 >/dev/null && "
+            "/usr/local/cuda/bin/nvcc --version; nvidia-smi")
+    assert b"release 12.4" in r.stdout, r.stdout + r.stderr
+    assert b"Driver/library version mismatch" in r.stdout, r.stdout
