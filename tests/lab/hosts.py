@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,10 +65,12 @@ def run_in(host: Host, script: str, log: Path) -> int:
 
 
 def boot(host: Host) -> subprocess.Popen:
+    """Start the host under supervise.py (restarts it on reboot); returns the supervisor."""
     cmd = nspawn_base(host) + ["--boot", "--console=read-only",
                                "--capability=CAP_SYS_ADMIN"]
     out = open(host.dir / "console.log", "ab")
-    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+    supervisor = [sys.executable, str(config.LAB_DIR / "supervise.py")]
+    return subprocess.Popen(supervisor + cmd, stdout=out, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -64,3 +65,28 @@ def test_double_answers_like_the_host_state(lab):
             "/usr/local/cuda/bin/nvcc --version; nvidia-smi")
     assert b"release 12.4" in r.stdout, r.stdout + r.stderr
     assert b"Driver/library version mismatch" in r.stdout, r.stdout
+
+
+def test_driver_install_takes_effect_after_reboot(lab):
+    """nvidia-no-driver: installing cuda-drivers changes nothing until the host reboots (the
+    supervisor restarts it); after the reboot the module is loaded and Ollama is on the GPU."""
+    host = next(h for h in lab.hosts if h.name == "nvidia-no-driver")
+    run = lambda cmd, **kw: lab.ssh.run(host.net.address, cmd, **kw)  # noqa: E731
+    repo = lab.urls["nvidia"]
+    r = run(f"curl -fsSLo /tmp/k.deb {repo}cuda-keyring_1.1-1_all.deb && dpkg -i /tmp/k.deb "
+            ">/dev/null && apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "
+            "apt-get install -y -q cuda-drivers >/dev/null; nvidia-smi; echo rc=$?")
+    assert b"couldn't communicate with the NVIDIA driver" in r.stdout, r.stdout + r.stderr
+    run("touch /run/ogf-before-reboot && systemctl reboot", timeout=30)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # /run is a fresh tmpfs in the new boot
+        if run("test ! -e /run/ogf-before-reboot", timeout=10).returncode == 0:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the host did not come back from its reboot")
+    r = run("for i in $(seq 50); do curl -sf localhost:11434/api/version >/dev/null && break; "
+            "sleep 0.2; done; nvidia-smi --query-gpu=driver_version --format=csv,noheader; "
+            "journalctl -u ollama -b --no-pager | grep 'inference compute'")
+    assert b"580.159.04" in r.stdout, r.stdout + r.stderr
+    assert b"library=CUDA" in r.stdout, r.stdout
