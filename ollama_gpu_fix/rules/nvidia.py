@@ -46,7 +46,10 @@ def no_driver(ctx: Context) -> Iterator[Finding]:
     hidden = "CUDA_VISIBLE_DEVICES" in (ctx.service_env or {})
     if not ctx.gpu_compute and ctx.platform not in ("container",) and not hidden:
         evidence += ctx.lines("nvidia-no-devices", "cuda-no-device")
-    if s.nvidia_kernel and s.nvidia_kernel.version and not smi:
+    # a loaded driver is proof enough, whatever sysfs says of the PCI binding
+    if (s.nvidia_kernel and s.nvidia_kernel.version) or (smi and smi.driver_version):
+        return
+    if any((c.library or "").lower() == "cuda" for c in ctx.gpu_compute):
         return
     if evidence:
         secure = bool(s.secure_boot and s.secure_boot.enabled)

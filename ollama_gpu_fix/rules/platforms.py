@@ -42,13 +42,17 @@ def _guest_libcuda(ctx: Context) -> list[Line]:
     return out
 
 
-def wsl2_guest_driver(ctx: Context) -> Iterator[Finding]:
-    platform = ctx.platform
-    packages = [
+def _guest_driver_packages(ctx: Context) -> list[Line]:
+    return [
         Line("packages.txt", f"{name} {version}")
         for name, version in (ctx.s.packages or {}).items()
         if _GUEST_DRIVER_PKG.match(name)
     ]
+
+
+def wsl2_guest_driver(ctx: Context) -> Iterator[Finding]:
+    platform = ctx.platform
+    packages = _guest_driver_packages(ctx)
     libs = _guest_libcuda(ctx)
     if platform == "wsl2":
         evidence = packages + libs
@@ -97,10 +101,13 @@ def wsl2_passthrough(ctx: Context) -> Iterator[Finding]:
     if ctx.has_amd and not ctx.has_nvidia:
         return
     if evidence:
+        # a Linux driver in the guest breaks NVML/libcuda the same way: it is the cause then
+        guest = bool(_guest_driver_packages(ctx) or _guest_libcuda(ctx))
         yield Finding(
             "wsl2-passthrough-broken",
-            "error",
-            "The Windows host's GPU driver does not reach this WSL2 guest.",
+            "warning" if guest else "error",
+            "The Windows host's GPU driver does not reach this WSL2 guest"
+            + (" (the Linux driver installed in the guest is the likely cause)." if guest else "."),
             evidence,
             Remedy(
                 "advise", "Update the Windows NVIDIA driver, run `wsl --shutdown`, check /dev/dxg."

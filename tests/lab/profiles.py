@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 from tests.lab import config
 from tests.lab.gpus import CHIPSET, GPUS
@@ -30,8 +33,14 @@ class Profile:
 
     def hardware(self) -> dict:
         """What the host's hwboot, shims and Ollama double read as the machine's hardware."""
-        hw = {"name": self.name, "proc_version": self.proc_version, "pci": self.pci,
-              "gpus": self.gpus, "secure_boot": self.secure_boot, "wsl2": self.wsl2}
+        hw = {
+            "name": self.name,
+            "proc_version": self.proc_version,
+            "pci": self.pci,
+            "gpus": self.gpus,
+            "secure_boot": self.secure_boot,
+            "wsl2": self.wsl2,
+        }
         hw.update(self.extra)
         return hw
 
@@ -42,31 +51,66 @@ def load(path: Path) -> Profile:
     wsl2 = bool(data.get("wsl2", False))
     if not wsl2:
         for addr, ven, dev, cls, drv in CHIPSET:
-            pci.append({"address": addr, "vendor": ven, "device": dev, "class": cls,
-                        "driver": drv})
+            pci.append({"address": addr, "vendor": ven, "device": dev, "class": cls, "driver": drv})
     pci += data.get("extra_pci", [])
     for i, key in enumerate(data.get("gpus", [])):
         g = dict(GPUS[key], key=key)
         g["address"] = f"0000:{i + 1:02x}:00.0" if not wsl2 else f"5582:{i:02x}:00.0"
         gpus.append(g)
         if wsl2:  # the guest sees Microsoft's virtual render device, never the GPU itself
-            pci.append({"address": g["address"], "vendor": "0x1414", "device": "0x008e",
-                        "class": "0x030200", "driver": "-"})
+            pci.append(
+                {
+                    "address": g["address"],
+                    "vendor": "0x1414",
+                    "device": "0x008e",
+                    "class": "0x030200",
+                    "driver": "-",
+                }
+            )
             continue
         driver = {"amd": "amdgpu"}.get(g["vendor"], "-")
-        pci.append({"address": g["address"], "vendor": g["pci_vendor"], "device": g["pci_device"],
-                    "class": g["class"], "subsystem_vendor": g["subsystem_vendor"],
-                    "subsystem_device": g["subsystem_device"], "revision": g["revision"],
-                    "driver": driver, "name": g["name"], "uuid": g.get("uuid", "")})
-    known = {"expected_primary", "proc_version", "gpus", "extra_pci", "repos", "packages",
-             "ollama_version", "ollama_manual_install", "dropins", "files", "secure_boot", "wsl2"}
+        pci.append(
+            {
+                "address": g["address"],
+                "vendor": g["pci_vendor"],
+                "device": g["pci_device"],
+                "class": g["class"],
+                "subsystem_vendor": g["subsystem_vendor"],
+                "subsystem_device": g["subsystem_device"],
+                "revision": g["revision"],
+                "driver": driver,
+                "name": g["name"],
+                "uuid": g.get("uuid", ""),
+            }
+        )
+    known = {
+        "expected_primary",
+        "proc_version",
+        "gpus",
+        "extra_pci",
+        "repos",
+        "packages",
+        "ollama_version",
+        "ollama_manual_install",
+        "dropins",
+        "files",
+        "secure_boot",
+        "wsl2",
+    }
     return Profile(
-        name=path.stem, expected_primary=data["expected_primary"],
-        proc_version=data["proc_version"], gpus=gpus, pci=pci, repos=data.get("repos", []),
-        packages=data.get("packages", []), ollama_version=data.get("ollama_version", ""),
+        name=path.stem,
+        expected_primary=data["expected_primary"],
+        proc_version=data["proc_version"],
+        gpus=gpus,
+        pci=pci,
+        repos=data.get("repos", []),
+        packages=data.get("packages", []),
+        ollama_version=data.get("ollama_version", ""),
         ollama_manual_install=bool(data.get("ollama_manual_install", False)),
-        dropins=data.get("dropins", {}), files=data.get("files", {}),
-        secure_boot=data.get("secure_boot", "disabled"), wsl2=wsl2,
+        dropins=data.get("dropins", {}),
+        files=data.get("files", {}),
+        secure_boot=data.get("secure_boot", "disabled"),
+        wsl2=wsl2,
         extra={k: v for k, v in data.items() if k not in known},
     )
 

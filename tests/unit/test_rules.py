@@ -491,3 +491,32 @@ def test_cpu_buffer_allocation_failure_is_not_vram() -> None:
 def test_silent_cpu_result_on_vulkan_default_era_is_not_vulkan_needed() -> None:
     """From v0.30 Vulkan is on by default; a silent CPU result there is not 'enable Vulkan'."""
     assert findings({"ollama-serve.log": _log(CPU_ONLY, version="0.33.0")}).primary == "other"
+
+
+def test_loaded_driver_beats_an_unreadable_pci_binding() -> None:
+    """sysfs may not show the driver link (containers, odd kernels); a loaded module decides."""
+    d = findings(
+        {
+            "probe-meta.txt": META_NATIVE,
+            "pci-devices.txt": PCI_4090_NODRIVER,
+            "proc-driver-nvidia-version.txt": "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  550.90.07  Release Build  (dvs-builder@U16-I3-B03-4-3)  Fri May 31 09:30:47 UTC 2024\n",
+            "nvidia-smi.txt": SMI_580.replace("580.95.05", "550.90.07").replace("13.0", "12.4"),
+            "ollama-serve.log": _log(CUDA_OK),
+        }
+    )
+    assert d.primary == "ok-gpu"
+    assert "nvidia-no-driver" not in [f.code for f in d.findings]
+
+
+def test_wsl2_guest_driver_is_the_cause_not_the_passthrough() -> None:
+    d = findings(
+        {
+            "proc-version.txt": PROC_WSL2,
+            "packages.txt": "nvidia-driver-550 550.120-0ubuntu0.24.04.1\n",
+            "nvidia-smi.txt": "Failed to initialize NVML: N/A\n",
+            "ollama-serve.log": _log(CPU_ONLY),
+        }
+    )
+    assert d.primary == "wsl2-linux-driver-in-guest"
+    passthrough = [f for f in d.findings if f.code == "wsl2-passthrough-broken"]
+    assert all(f.severity == "warning" for f in passthrough)
