@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 CASES = sorted(p for p in (Path(__file__).parent.parent / "cases").iterdir() if p.is_dir())
 
 
+@cache
 def _diagnose(case: Path) -> dict:
     proc = subprocess.run(
         [sys.executable, "-m", "ollama_gpu_fix.cli", "diagnose-bundle", str(case), "--json"],
