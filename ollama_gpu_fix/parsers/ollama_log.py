@@ -12,12 +12,9 @@ from collections.abc import Iterable, Mapping
 
 from ollama_gpu_fix.bundle import LOG_SECTIONS, SECTIONS
 from ollama_gpu_fix.knowledge import log_signatures as sig
+from ollama_gpu_fix.parsers.kernel import strip_prefix
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, OllamaLog
 
-_PREFIX = re.compile(
-    r"^(?:(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d|\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\S*)\s+"
-    r"\S+\s+[\w.\-/]+(?:\[\d+\])?:\s)"
-)
 _KV = re.compile(r'(?P<k>[A-Za-z_][\w.]*|"[^"]+")=(?P<v>"(?:[^"\\]|\\.)*"|[^\s"]*)')
 _OFFLOAD = sig.BY_ID["offloaded-layers"].pattern
 _COMPUTE_FIELDS = (
@@ -35,10 +32,6 @@ _COMPUTE_FIELDS = (
 # Server config maps print every known variable; "map[A:1 B: C:x]" with values without spaces
 # except inside brackets. Keys are upper-case identifiers.
 _MAP_ENTRY = re.compile(r"(?:^|\s)(?P<k>[A-Z][A-Z0-9_]*):(?P<v>\[[^\]]*\]|\S*)")
-
-
-def strip_prefix(text: str) -> str:
-    return _PREFIX.sub("", text, count=1)
 
 
 def key_values(text: str) -> dict[str, str]:
@@ -60,9 +53,7 @@ def parse_server_env(text: str) -> dict[str, str]:
 def _log_files(sections: Mapping[str, str]) -> list[str]:
     named = [name for name in LOG_SECTIONS if name in sections]
     free = sorted(
-        name
-        for name in sections
-        if name not in SECTIONS and name.endswith((".txt", ".log")) and name != "expected.json"
+        name for name in sections if name not in SECTIONS and name.endswith((".txt", ".log"))
     )
     return named + free
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ollama_gpu_fix.knowledge.log_signatures import KEYWORDS, SIGNATURES
-from ollama_gpu_fix.parsers.ollama_log import key_values, parse_server_env, strip_prefix
+from ollama_gpu_fix.parsers.kernel import strip_prefix
+from ollama_gpu_fix.parsers.ollama_log import key_values, parse_server_env
 
 
 def test_ids_are_unique_and_sourced() -> None:
