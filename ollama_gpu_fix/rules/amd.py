@@ -12,11 +12,6 @@ from ollama_gpu_fix.snapshot import Line
 GPU_GROUPS = ("render", "video")
 
 
-def _override_value(ctx: Context) -> str | None:
-    env = ctx.service_env or {}
-    return env.get("HSA_OVERRIDE_GFX_VERSION")
-
-
 def rocm_missing(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_amd or ctx.platform == "wsl2":
         return

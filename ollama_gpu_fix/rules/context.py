@@ -52,8 +52,8 @@ class Context:
         era = era_of(self.version)
         if era or not self.s.log:
             return era
-        text = "\n".join(e.line.text for e in self.s.log.events[:50])
-        text += "\n".join(c.raw.text for c in self.compute if c.raw)
+        lines = [e.line for e in self.s.log.events[:50]] + [c.raw for c in self.compute if c.raw]
+        text = "\n".join(line.text for line in lines)
         if "libdirs=" in text or "discovering available GPUs" in text:
             return "B"  # B or C: the runner-era field set
         if "source=gpu.go" in text or "source=amd_linux.go" in text:
