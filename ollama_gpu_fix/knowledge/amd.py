@@ -108,6 +108,9 @@ OVERRIDES: dict[str, tuple[str, str, str]] = {
     "gfx90c": ("9.0.0", "gfx900", "community reports (ollama-anchor.md 6.2)"),
 }
 
+# Every value an automatic remedy may write as HSA_OVERRIDE_GFX_VERSION (knowledge.environment).
+OVERRIDE_VALUES: frozenset[str] = frozenset(value for value, _, _ in OVERRIDES.values())
+
 # Integrated GPUs (APUs): Ollama v0.30+ drops them unless OLLAMA_IGPU_ENABLE=1, except gfx1151
 # (ollama-anchor.md 2.3 and 6.2).
 INTEGRATED = frozenset({"gfx90c", "gfx1033", "gfx1035", "gfx1036", "gfx1103", "gfx1150", "gfx1152"})

@@ -223,6 +223,23 @@ SIGNATURES: tuple[Signature, ...] = (
 )
 
 BY_ID: dict[str, Signature] = {s.id: s for s in SIGNATURES}
+
+# slog keys whose values are evidence: what discovery, the scheduler and the loaders print
+# about devices and libraries (discover/*.go, server/sched.go, llm/server.go per era). The
+# values of every other key (prompt, model, images, ...) can come from an HTTP client and are
+# blanked before a signature is matched (parsers/log_lines.py). `layers.*`, `memory.*` and the
+# GPU environment variables (knowledge.environment) are trusted too.
+TRUSTED_KEYS: frozenset[str] = frozenset(
+    {
+        "time", "level", "source", "error", "err", "detail", "reason", "hint", "library",
+        "libdirs", "variant", "compute", "driver", "name", "description", "id", "filter_id",
+        "pci_id", "type", "total", "available", "free", "gpu", "gpu_type", "gfx_target",
+        "supported", "required_driver", "device", "devices", "count", "cc", "archs", "paths",
+        "OLLAMA_LIBRARY_PATH", "extra_envs", "total vram", "total_vram", "threshold",
+        "default_num_ctx", "env", "version", "duration", "status", "minimum", "compute_cap",
+        "runners", "backend", "major", "minor", "size", "buffer", "pid",
+    }
+)
 # Every signature's pattern contains one of these words (a unit test holds it to that), so a
 # line without any of them cannot match and skips the signature scan: most log lines are
 # request lines, and this keeps the parser at several MB/s.
@@ -237,15 +254,9 @@ ANY_SIGNATURE = re.compile(
     re.IGNORECASE,
 )
 
-# Lines that start a new server run: events before the last one describe an older process.
-RUN_START = re.compile(r'msg="server config"|Listening on \S+ \(version', re.IGNORECASE)
 DISCOVERY_START = re.compile(
     r"looking for compatible GPUs|discovering available GPUs|Detecting GPU type", re.IGNORECASE
 )
-INFERENCE_COMPUTE = re.compile(r'inference compute"?', re.IGNORECASE)
-SERVER_CONFIG = re.compile(r'msg="server config" env="map\[(?P<env>.*)\]"')
-LISTENING = re.compile(r"Listening on (?P<addr>\S+) \(version (?P<version>[^)]+)\)")
-TOTAL_VRAM = re.compile(r'(?:"total vram"|total_vram)="(?P<vram>[^"]+)"')
 # Lines worth quoting even when no signature matches: anything about GPUs or their libraries.
 GPU_WORDS = re.compile(
     r"\b(?:gpu|cuda|nvidia|nvml|rocm|amdgpu|hip|kfd|vulkan|gfx\d|vram|libcuda)\b", re.IGNORECASE

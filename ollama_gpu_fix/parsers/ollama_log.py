@@ -1,22 +1,23 @@
 """Ollama's server log (ollama-serve.log, journalctl.txt and any free-form *.txt/*.log).
 
-Only the last server run in each file counts: a log tail usually holds several restarts and
-the newest one is the state the user is asking about. Lines may carry journald or syslog
-prefixes, may be cut at either end (pasted from an issue), and may come from any era.
+Only lines in a shape Ollama or its engines write are evidence (parsers/log_lines.py): the
+gin access log and prompt values are text an HTTP client chooses. Only the last server run
+in each file counts: a log tail usually holds several restarts and the newest one is the
+state the user is asking about. Lines may carry journald or syslog prefixes, may be cut at
+either end (pasted from an issue), and may come from any era.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from ollama_gpu_fix.bundle import LOG_SECTIONS, SECTIONS
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.parsers.kernel import strip_prefix
+from ollama_gpu_fix.parsers.log_lines import MAX_LINE, LogRecord, classify, extend
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, OllamaLog
 
-_KV = re.compile(r'(?P<k>[A-Za-z_][\w.]*|"[^"]+")=(?P<v>"(?:[^"\\]|\\.)*"|[^\s"]*)')
-_OFFLOAD = sig.BY_ID["offloaded-layers"].pattern
 _COMPUTE_FIELDS = (
     "library",
     "id",
@@ -29,25 +30,45 @@ _COMPUTE_FIELDS = (
     "total",
     "available",
 )
-# Server config maps print every known variable; "map[A:1 B: C:x]" with values without spaces
-# except inside brackets. Keys are upper-case identifiers.
-_MAP_ENTRY = re.compile(r"(?:^|\s)(?P<k>[A-Z][A-Z0-9_]*):(?P<v>\[[^\]]*\]|\S*)")
-
-
-def key_values(text: str) -> dict[str, str]:
-    """slog `key=value key="quoted value"` pairs; later keys win."""
-    out: dict[str, str] = {}
-    for match in _KV.finditer(text):
-        key = match.group("k").strip('"')
-        value = match.group("v")
-        if value.startswith('"') and value.endswith('"') and len(value) >= 2:
-            value = value[1:-1].replace('\\"', '"')
-        out[key] = value
-    return out
+# Substrings a line must hold to be worth classifying at all (cheap, C speed): every
+# signature's keywords plus the run markers. Most lines of a real log are request lines.
+_WORTH = re.compile(
+    sig.KEYWORDS.pattern + r"|server config|listening on|inference compute|detecting gpu",
+    re.IGNORECASE,
+)
+_LISTENING = re.compile(r"Listening on (?P<addr>\S+) \(version (?P<version>[^)]{1,40})\)")
+_COMPOSE_PREFIX = re.compile(r"[\w.-]{1,64}(?:-\d+)?\s{0,32}\| ")
 
 
 def parse_server_env(text: str) -> dict[str, str]:
-    return {m.group("k"): m.group("v") for m in _MAP_ENTRY.finditer(text)}
+    """`map[A:1 B: C:[x y] D:v]` (Go's %v of a map) -> {A: 1, B: '', C: '[x y]', D: v}.
+
+    One pass; a value in brackets may hold spaces, anything else ends at a space."""
+    body = text[4:] if text.startswith("map[") else text
+    if body.endswith("]"):
+        body = body[:-1]
+    env: dict[str, str] = {}
+    i, n = 0, len(body)
+    while i < n:
+        while i < n and body[i] == " ":
+            i += 1
+        colon = body.find(":", i)
+        space = body.find(" ", i)
+        if colon < 0 or (0 <= space < colon):
+            i = n if space < 0 else space + 1  # a word that is not KEY:value
+            continue
+        key, i = body[i:colon], colon + 1
+        if i < n and body[i] == "[":
+            end = body.find("]", i)
+            end = n - 1 if end < 0 else end
+            value, i = body[i : end + 1], end + 1
+        else:
+            end = body.find(" ", i)
+            end = n if end < 0 else end
+            value, i = body[i:end], end
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            env[key] = value
+    return env
 
 
 def _log_files(sections: Mapping[str, str]) -> list[str]:
@@ -58,56 +79,87 @@ def _log_files(sections: Mapping[str, str]) -> list[str]:
     return named + free
 
 
-def _last_run(lines: list[str]) -> int:
-    """Index of the first line of the last server run (0 when there is one run or none).
+def _is_run_start(record: LogRecord, marker: str) -> bool:
+    if marker == "config":
+        return record.msg == "server config"
+    if marker == "listening":
+        return record.msg.startswith("Listening on ")
+    return sig.DISCOVERY_START.match(record.msg) is not None
+
+
+def _last_run(records: list[tuple[str, LogRecord]]) -> int:
+    """Index of the first record of the last server run (0 when there is one run or none).
 
     A run starts with `server config` (every era since 0.1.3x prints it first), else with
-    `Listening on`, else (a pasted excerpt) with the last discovery start.
-    """
-    for marker in (sig.SERVER_CONFIG, sig.LISTENING, sig.DISCOVERY_START):
-        for index in range(len(lines) - 1, -1, -1):
-            if marker.search(lines[index]):
+    `Listening on`, else (a pasted excerpt) with the last discovery start. Only trusted line
+    shapes count: a forged marker could otherwise hide the real evidence."""
+    for marker in ("config", "listening", "discovery"):
+        for index in range(len(records) - 1, -1, -1):
+            if _is_run_start(records[index][1], marker):
                 return index
     return 0
 
 
-def _compute(line: Line, text: str) -> ComputeDevice:
-    fields = key_values(text)
-    return ComputeDevice(**{k: fields.get(k) for k in _COMPUTE_FIELDS}, raw=line)
-
-
-def _scan(name: str, lines: Iterable[str], log: OllamaLog) -> None:
-    # cheap substring tests first: most lines of a real log are request lines
-    for text in lines:
-        line = Line(name, text)
-        if "inference compute" in text and "library=" in text:
-            log.compute.append(_compute(line, text))
+def _records(text: str) -> list[tuple[str, LogRecord]]:
+    """(original line, record) for every evidence line worth a look, in order."""
+    out: list[tuple[str, LogRecord]] = []
+    pending: tuple[str, LogRecord] | None = None
+    for raw in text.split("\n"):
+        raw = raw.rstrip()[:MAX_LINE]
+        if not raw.strip():
             continue
-        if 'msg="server config"' in text:
-            config = sig.SERVER_CONFIG.search(text)
-            if config:
-                log.server_env = parse_server_env(config.group("env"))
-                log.server_env_line = line
+        clean = strip_prefix(raw)
+        compose = _COMPOSE_PREFIX.match(clean)
+        if compose and not clean.startswith("|"):
+            clean = clean[compose.end() :]
+        # a slog line wrapped by the paste: continuation lines are indented key=value pairs
+        if pending and raw[:1] in " \t" and re.match(r"\s+[\w.]+=", raw):
+            extend(pending[1], clean.strip())
+            continue
+        if not _WORTH.search(clean):
+            pending = None
+            continue
+        record = classify(clean)
+        if record is None:
+            pending = None
+            continue
+        pending = (raw, record) if record.shape == "slog" else None
+        out.append((raw, record))
+    return out
+
+
+def _scan(name: str, records: list[tuple[str, LogRecord]], log: OllamaLog) -> None:
+    for raw, record in records:
+        line = Line(name, raw)
+        msg, fields = record.msg, record.fields
+        if msg == "inference compute" or msg.endswith("inference compute"):
+            if "library" in fields:
+                log.compute.append(
+                    ComputeDevice(**{k: fields.get(k) for k in _COMPUTE_FIELDS}, raw=line)
+                )
                 continue
-        if "Listening on" in text:
-            listening = sig.LISTENING.search(text)
-            if listening:
-                log.version = listening.group("version")
-        if "vram" in text:
-            vram = sig.TOTAL_VRAM.search(text)
-            if vram:
-                log.total_vram = vram.group("vram")
+        if msg == "server config" and "env" in fields:
+            log.server_env = parse_server_env(fields["env"])
+            log.server_env_line = line
+            continue
+        listening = _LISTENING.match(msg) if msg.startswith("Listening on") else None
+        if listening:
+            log.version = listening.group("version")
+        vram = fields.get("total vram") or fields.get("total_vram")
+        if vram:
+            log.total_vram = vram
+        text = record.text
         if "offloaded" in text:
-            offload = _OFFLOAD.search(text)
+            offload = sig.BY_ID["offloaded-layers"].pattern.search(text)
             if offload:
                 log.layers_offloaded = (int(offload.group("on_gpu")), int(offload.group("total")))
         if sig.KEYWORDS.search(text.lower()) and sig.ANY_SIGNATURE.search(text):
             for signature in sig.SIGNATURES:
                 match = signature.pattern.search(text)
                 if match:
-                    fields = key_values(text)
-                    fields.update({k: v for k, v in match.groupdict().items() if v is not None})
-                    log.events.append(LogEvent(signature.id, line, fields))
+                    captured = dict(fields)
+                    captured.update({k: v for k, v in match.groupdict().items() if v is not None})
+                    log.events.append(LogEvent(signature.id, line, captured))
         elif len(log.gpu_lines) < 200 and sig.GPU_WORDS.search(text):
             log.gpu_lines.append(line)
 
@@ -118,8 +170,8 @@ def parse(sections: Mapping[str, str]) -> OllamaLog | None:
         return None
     log = OllamaLog()
     for name in files:
-        lines = [strip_prefix(t.rstrip()) for t in sections[name].split("\n")]
-        lines = [t for t in lines if t.strip()]
-        log.line_count += len(lines)
-        _scan(name, lines[_last_run(lines) :], log)
+        text = sections[name]
+        log.line_count += text.count("\n") + (0 if text.endswith("\n") else 1)
+        records = _records(text)
+        _scan(name, records[_last_run(records) :], log)
     return log

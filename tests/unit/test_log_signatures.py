@@ -6,7 +6,8 @@ import pytest
 
 from ollama_gpu_fix.knowledge.log_signatures import KEYWORDS, SIGNATURES
 from ollama_gpu_fix.parsers.kernel import strip_prefix
-from ollama_gpu_fix.parsers.ollama_log import key_values, parse_server_env
+from ollama_gpu_fix.parsers.log_lines import classify
+from ollama_gpu_fix.parsers.ollama_log import parse_server_env
 
 
 def test_ids_are_unique_and_sourced() -> None:
@@ -26,8 +27,10 @@ def test_journald_prefix_and_key_values() -> None:
         'Apr 19 16:54:17 quorra ollama[1180]: time=2024-04-19T16:54:17Z level=WARN msg="NVIDIA driver too old" driver=535 required_driver="550 or newer"'
     )
     assert text.startswith("time=")
-    assert key_values(text)["required_driver"] == "550 or newer"
-    assert key_values(text)["driver"] == "535"
+    record = classify(text)
+    assert record is not None and record.msg == "NVIDIA driver too old"
+    assert record.fields["required_driver"] == "550 or newer"
+    assert record.fields["driver"] == "535"
 
 
 def test_server_config_map() -> None:

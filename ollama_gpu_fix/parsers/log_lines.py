@@ -1,0 +1,176 @@
+"""Which log lines are evidence: only the shapes Ollama and its engines really write.
+
+Ollama's journal also carries text that other people choose: the gin access log prints every
+request path (`[GIN] ... | GET "/<anything>"`), and with OLLAMA_DEBUG=1 the server logs
+prompts as slog values (`msg="chat request" prompt="..."`, server/routes.go). A signature
+found there would let one unauthenticated HTTP request steer a fix that runs as root. So a
+line counts only when it has one of these shapes, and only its trusted parts are searched:
+
+- slog text (every era since 0.1.3x, Windows server.log, docker logs):
+  `time=... level=... source=file.go:N msg="..." key=value ...`. Trusted: the msg and the
+  values of TRUSTED_KEYS (discovery and load fields). Values of other keys (prompt, model,
+  ...) are blanked before any signature sees the line. Pasted excerpts cut at the front
+  (`runner.go:396 msg=...`, `inference compute" id=...`) are read the same way.
+- Go's standard log of 0.1.x: `2024/01/14 19:50:06 gpu.go:88: Detecting GPU type`.
+- lines the engines print raw (ggml, llama.cpp, Ollama's own C discovery code, the ROCm
+  runtime with AMD_LOG_LEVEL): `ggml_cuda_init: ...`, `load_tensors: ...`, `  Device 0: ...`,
+  `CUDA error: ...`, `cudaSetDevice err: 999`, `:1:rocdevice.cpp:621: ...`.
+- the CLI's own error output, pasted by users: `Error: llama runner process has terminated`.
+
+Never evidence: gin access-log lines, llama-server's request/response logs, anything else.
+Everything here is linear in the line: a hand-written scanner, regexes anchored at the start
+of the line, and lines capped at MAX_LINE before any of it runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ollama_gpu_fix.knowledge.environment import GPU_ENV_NAMES
+from ollama_gpu_fix.knowledge.log_signatures import TRUSTED_KEYS
+
+# Longest line any parser looks at. Ollama's longest real lines (the server config map, the
+# era-B device dumps at DEBUG) stay under 8 KiB; journald itself cuts lines at 48 KiB.
+MAX_LINE = 16 * 1024
+
+_STDLOG = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? [\w.-]+\.go:\d+: ")
+_SOURCE_FRAGMENT = re.compile(r"[\w.-]+\.go:\d+ (?=msg=)")
+# A C/C++ function or file prefix as llama.cpp, ggml and Ollama's C code print it.
+_ENGINE = re.compile(
+    r"(?:[a-z_][a-z0-9_]*: |[a-z_][a-z0-9_]*:\s*$"  # ggml_cuda_init: ... / llama_model_load:
+    r"|:\d+:[\w.-]+\.(?:cpp|c|h|hpp):\d+: "  # ROCm runtime, AMD_LOG_LEVEL (:1:rocdevice.cpp:621:)
+    r"|[\w.-]+\.(?:cu|cpp|c):\d+: "  # ggml-cuda.cu:123: ...
+    r"|Device \d+: |(?:CUDA|ROCm|Vulkan|SYCL)\d+: |ggml_\w+"
+    r"|(?:CUDA|ROCm|HIP|rocBLAS|hip|Vulkan) error\b|hipError\w+|cuda\w+ err: )"
+)
+# llama.cpp server functions that echo HTTP requests and bodies (with --verbose).
+_REQUEST_ECHO = re.compile(r"(?:request|response|log_server_r|srv|slot|prompt)\b")
+_CLI_ERROR = re.compile(r"Error: ")
+_GIN = "[GIN]"
+
+
+@dataclass
+class LogRecord:
+    """One evidence line: its shape, its message and trusted fields, the text to match on."""
+
+    shape: str  # slog, stdlog, engine, cli
+    msg: str
+    fields: dict[str, str] = field(default_factory=dict)
+    text: str = ""  # the line with untrusted values blanked: what signatures may match
+
+
+def classify(text: str) -> LogRecord | None:
+    """The evidence a line may give, or None when it is not a shape Ollama writes."""
+    line = text[:MAX_LINE].strip()
+    if not line or line.startswith(_GIN) or "| [GIN]" in line[:64]:
+        return None
+    if line.startswith("time=") or " msg=" in line or line.startswith("msg="):
+        return _slog(line)
+    match = _STDLOG.match(line)
+    if match:
+        msg = line[match.end() :]
+        return LogRecord("stdlog", msg, {}, msg)
+    match = _SOURCE_FRAGMENT.match(line)
+    if match:
+        return _slog(line[match.end() :])
+    if _ENGINE.match(line):
+        head = line.split(":", 1)[0]
+        if _REQUEST_ECHO.match(head):
+            return None
+        return LogRecord("engine", line, {}, line)
+    if _CLI_ERROR.match(line):
+        return LogRecord("cli", line, {}, line)
+    return _fragment(line)
+
+
+def _fragment(line: str) -> LogRecord | None:
+    """A slog line pasted without its head: `inference compute" id=GPU-1 library=cuda ...`.
+
+    The head is the tail of the msg value; it may hold no quote, brace or backslash (a JSON
+    request body echoed by a server has them), and a key=value pair must follow it."""
+    quote = line.find('" ')
+    if quote <= 0:
+        return None
+    head = line[:quote]
+    if any(c in head for c in '"{}\\=[]') or "=" not in line[quote:]:
+        return None
+    pairs = scan_pairs(line, quote + 2)
+    if not pairs:
+        return None
+    return _record("slog", head, line, pairs)
+
+
+def _slog(line: str) -> LogRecord | None:
+    pairs = scan_pairs(line, 0)
+    if not any(key == "msg" for key, *_ in pairs):
+        return None
+    msg = next(value for key, value, *_ in pairs if key == "msg")
+    return _record("slog", msg, line, pairs)
+
+
+def _record(shape: str, msg: str, line: str, pairs: list[tuple[str, str, int, int]]) -> LogRecord:
+    fields: dict[str, str] = {}
+    kept: list[str] = []
+    cursor = 0
+    for key, value, start, end in pairs:
+        if key == "msg" or trusted_key(key):
+            fields[key] = value
+            continue
+        kept.append(line[cursor:start])  # blank the value of a key no evidence comes from
+        kept.append('""')
+        cursor = end
+    kept.append(line[cursor:])
+    fields.pop("msg", None)
+    return LogRecord(shape, msg, fields, "".join(kept))
+
+
+def extend(record: LogRecord, continuation: str) -> None:
+    """Add the pairs of a continuation line (a slog line wrapped by a paste) to its record."""
+    more = _record(record.shape, record.msg, continuation, scan_pairs(continuation, 0))
+    record.fields.update(more.fields)
+    record.text += " " + more.text
+
+
+def trusted_key(key: str) -> bool:
+    return key in TRUSTED_KEYS or key.startswith(("layers.", "memory.")) or key in GPU_ENV_NAMES
+
+
+# Tokens of a slog line, each matched anchored at the current position (so the whole scan is
+# one pass): a Go-quoted string (unrolled loop, unterminated runs to the end) or a bare word.
+_QUOTED = r'"[^"\\]*(?:\\.[^"\\]*)*"?'
+_KEY = re.compile(r" *(" + _QUOTED + r'|[^ ="]+)(=?)')
+_VALUE = re.compile(_QUOTED + r"|[^ ]*")
+_SKIP = re.compile(r"[^ ]*")
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": " ", "t": " ", '"': '"', "\\": "\\"}
+
+
+def _unquote(token: str) -> str:
+    if not token.startswith('"'):
+        return token
+    body = token[1:-1] if len(token) > 1 and token.endswith('"') and not token.endswith('\\"') \
+        else token[1:]
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), "\\" + m.group(1)), body)
+
+
+def scan_pairs(line: str, start: int) -> list[tuple[str, str, int, int]]:
+    """slog `key=value key="quoted \\"value\\""` pairs: (key, value, value start, value end).
+
+    One pass: every token is matched anchored where the last one ended. A quoted key
+    (`"total vram"="0 B"`) is allowed, words that are not pairs are skipped, an unterminated
+    quote runs to the end of the line."""
+    pairs: list[tuple[str, str, int, int]] = []
+    i, n = start, len(line)
+    while i < n:
+        key = _KEY.match(line, i)
+        if key is None or key.end() == i:  # a stray quote or '=': skip the word
+            i = _SKIP.match(line, i + 1).end()
+            continue
+        i = key.end()
+        if not key.group(2):
+            continue
+        value = _VALUE.match(line, i)
+        vstart, i = i, value.end()
+        pairs.append((_unquote(key.group(1)), _unquote(value.group()), vstart, i))
+    return pairs
