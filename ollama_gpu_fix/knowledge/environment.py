@@ -101,7 +101,8 @@ def redact_value(name: str, value: str) -> str:
 
 # ---- what a remedy may write into ollama.service ---------------------------------------------
 
-_DEVICE_LIST = re.compile(r"(?:\d{1,2}|GPU-[0-9a-fA-F-]{8,40})(?:,(?:\d{1,2}|GPU-[0-9a-fA-F-]{8,40}))*")
+_DEVICE = r"(?:\d{1,2}|GPU-[0-9a-fA-F-]{8,40})"
+_DEVICE_LIST = re.compile(_DEVICE + r"(?:," + _DEVICE + r")*")
 _OVERRIDE = re.compile(r"\d{1,2}\.\d{1,2}\.\d{1,2}")
 
 
