@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from ollama_gpu_fix import report
 from ollama_gpu_fix.bundle import BundleError, read_bundle
@@ -15,11 +16,11 @@ from ollama_gpu_fix.rules import diagnose
 
 def _diagnose_bundle(args: argparse.Namespace) -> int:
     try:
-        sections = read_bundle(args.directory)
+        bundle = read_bundle(args.directory)
     except BundleError as exc:
-        print(f"ollama-gpu-fix: cannot read bundle: {exc}", file=sys.stderr)
+        print(f"ollama-gpu-fix: cannot read bundle: {report.printable(str(exc))}", file=sys.stderr)
         return 2
-    snapshot = build_snapshot(sections)
+    snapshot = build_snapshot(bundle.sections, bundle.problems)
     diagnosis = diagnose(snapshot)
     if args.json:
         print(report.dumps(report.to_json(snapshot, diagnosis)))
@@ -34,18 +35,28 @@ def _collect(args: argparse.Namespace) -> int:
     return collect(args.directory)
 
 
+def version() -> str:
+    try:
+        return metadata.version("ollama-gpu-fix")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ollama-gpu-fix",
         description="Why does Ollama run on the CPU? Diagnose a bundle or collect one.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     diag = sub.add_parser("diagnose-bundle", help="diagnose a bundle directory offline")
     diag.add_argument("directory")
     diag.add_argument("--json", action="store_true", help="print the JSON report")
     diag.set_defaults(func=_diagnose_bundle)
     col = sub.add_parser("collect", help="write a bundle of this machine (what the probe sees)")
-    col.add_argument("directory", nargs="?", default=None, help="default: ./ollama-gpu-bundle-HOST")
+    col.add_argument(
+        "directory", nargs="?", default=None, help="default: ./ollama-gpu-bundle-HOST-TIME"
+    )
     col.set_defaults(func=_collect)
     return parser
 
@@ -54,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(signal, "SIGPIPE"):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `... | head` ends quietly
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("ollama-gpu-fix: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

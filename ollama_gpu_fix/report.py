@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.snapshot import Line, Snapshot
 
 NVIDIA, AMD, INTEL = "10de", "1002", "8086"
+# Characters a terminal acts on: C0/C1 controls (escape sequences, carriage return, bell) and
+# the Unicode bidi controls that reorder what a reader sees (CVE-2021-42574 "Trojan Source").
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """Text safe to print: every control character shown as an escape, never acted on."""
+    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                            else f"\\u{ord(m.group()):04x}", text)
 VENDOR_NAMES = {NVIDIA: "NVIDIA", AMD: "AMD", INTEL: "Intel", "1af4": "virtio", "1234": "QEMU"}
 
 
@@ -109,6 +119,7 @@ def to_json(snapshot: Snapshot, diagnosis: Diagnosis, **extra: Any) -> dict[str,
         "findings": [f.to_json() for f in diagnosis.findings],
         "primary": diagnosis.primary,
         "summary": summary(snapshot),
+        "problems": list(snapshot.problems),
         "snapshot": _plain(snapshot),
         **extra,
     }
@@ -155,7 +166,12 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
         out.append("Ollama:    not installed")
     else:
         svc = s["service"]
-        state = f"service {svc['active']}/{svc['sub']}" if svc and svc["active"] else "no service"
+        if svc and svc["active"]:
+            state = f"service {svc['active']}/{svc['sub']}"
+        elif snapshot.unit is not None and snapshot.unit.missing:
+            state = "no ollama.service"
+        else:
+            state = "service state not known"
         out.append(f"Ollama:    {s['ollama_version'] or 'version unknown'}, {state}")
     out.append(f"Primary:   {diagnosis.primary}")
     ordered = sorted(diagnosis.findings, key=lambda f: f.code != diagnosis.primary)
@@ -166,4 +182,9 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
         if finding.remedy:
             how = "fix" if finding.remedy.automatic else "advice"
             out.append(f"      {how}: {finding.remedy.summary}")
-    return "\n".join(out)
+    if snapshot.problems:
+        out.append("Not read:")
+        out += [f"  - {problem[:300]}" for problem in snapshot.problems[:20]]
+        if len(snapshot.problems) > 20:
+            out.append(f"  - ... and {len(snapshot.problems) - 20} more (see the JSON report)")
+    return "\n".join(printable(line) for line in out)

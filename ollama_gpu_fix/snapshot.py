@@ -430,3 +430,5 @@ class Snapshot:
     dmesg: list[Line] | None = None
     container_run: ContainerRun | None = None
     sections: list[str] = field(default_factory=list)  # bundle files that were present
+    # what could not be read or parsed, and why (a failed reader is reported, never silent)
+    problems: list[str] = field(default_factory=list)

@@ -25,9 +25,10 @@ def _t(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Linux AMDGPU_TARGETS bundled per Ollama release (ollama-anchor.md 6.1: CMakePresets.json per
-# tag; the Dockerfile deletes gfx900/906 rocBLAS files from v0.12.4, #12481). The pre-0.6 row
-# is the list Ollama itself printed in #8679 (v0.5.x, 2025-01).
+# Linux AMDGPU_TARGETS bundled per Ollama release (ollama/ollama CMakePresets.json at each
+# tag, llama/server/CMakePresets.json from v0.30; the Dockerfile deletes gfx900/906 rocBLAS
+# files from v0.12.4, https://github.com/ollama/ollama/issues/12481). The pre-0.6 row is the list Ollama itself printed in
+# https://github.com/ollama/ollama/issues/8679 (v0.5.x, 2025-01).
 GFX_BUNDLES: tuple[GfxBundle, ...] = (
     GfxBundle(
         None,
@@ -37,7 +38,7 @@ GFX_BUNDLES: tuple[GfxBundle, ...] = (
             "gfx900 gfx906 gfx908 gfx90a gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 "
             "gfx1100 gfx1101 gfx1102"
         ),
-        "supported types printed by v0.5.x in ollama#8679",
+        "supported types printed by v0.5.x in https://github.com/ollama/ollama/issues/8679",
     ),
     GfxBundle(
         "0.6.0",
@@ -47,7 +48,7 @@ GFX_BUNDLES: tuple[GfxBundle, ...] = (
             "gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
             "gfx906 gfx908 gfx90a"
         ),
-        "CMakePresets.json v0.6-v0.8",
+        "ollama/ollama@v0.6.0:CMakePresets.json (to v0.8)",
     ),
     GfxBundle(
         "0.9.0",
@@ -57,7 +58,7 @@ GFX_BUNDLES: tuple[GfxBundle, ...] = (
             "gfx900 gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 "
             "gfx906 gfx908 gfx90a gfx1151 gfx1200 gfx1201"
         ),
-        "CMakePresets.json v0.9-v0.11",
+        "ollama/ollama@v0.9.0:CMakePresets.json (to v0.11)",
     ),
     GfxBundle(
         "0.12.0",
@@ -67,7 +68,7 @@ GFX_BUNDLES: tuple[GfxBundle, ...] = (
             "gfx940 gfx941 gfx942 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1151 "
             "gfx1200 gfx1201 gfx908 gfx90a"
         ),
-        "CMakePresets.json v0.12-v0.17; gfx900/906 blocked from v0.12.4 (55ca82726, #12481)",
+        "ollama/ollama@v0.12.0:CMakePresets.json (to v0.17); gfx900/906 blocked from v0.12.4 (55ca82726, https://github.com/ollama/ollama/issues/12481)",
     ),
     GfxBundle(
         "0.18.0",
@@ -77,7 +78,7 @@ GFX_BUNDLES: tuple[GfxBundle, ...] = (
             "gfx942 gfx950 gfx1010 gfx1012 gfx1030 gfx1100 gfx1101 gfx1102 gfx1103 gfx1150 "
             "gfx1151 gfx1200 gfx1201 gfx908 gfx90a"
         ),
-        "CMakePresets.json v0.18-v0.31.1 (ROCm 7.2, ebb1b9ec1)",
+        "ollama/ollama@v0.18.0:CMakePresets.json (ROCm 7.2, ebb1b9ec1; to v0.31.1)",
     ),
     GfxBundle(
         "0.31.2",
@@ -87,36 +88,49 @@ GFX_BUNDLES: tuple[GfxBundle, ...] = (
             "gfx908 gfx90a gfx942 gfx950 gfx1030 gfx1100 gfx1101 gfx1102 gfx1150 gfx1151 "
             "gfx1200 gfx1201"
         ),
-        "CMakePresets.json >= v0.31.2 (26acfa42b, #17010: 'We rely on Vulkan now')",
+        "ollama/ollama@v0.31.2:llama/server/CMakePresets.json (26acfa42b, https://github.com/ollama/ollama/pull/17010: 'We rely on Vulkan now')",
     ),
 )
 
-# Physical gfx -> (HSA_OVERRIDE_GFX_VERSION, the bundled target it maps to, source).
-# ollama-anchor.md 6.2. Only overrides with reports of working are listed; the rest go Vulkan.
-# gfx1103 -> 11.0.0 holds only with ROCm 6 bundles (< v0.18): v0.18-v0.31.1 bundle gfx1103
-# natively, and with ROCm 7.2 forcing 11.0.0 "is actively wrong on the 780M" (project-nomad
-# #1075), so from v0.31.2 it goes to Vulkan.
+@dataclass(frozen=True)
+class Override:
+    """HSA_OVERRIDE_GFX_VERSION for a physical gfx: the value, the bundled target it lands on."""
+
+    value: str
+    target: str
+    confidence: str  # high: confirmed in a thread or the docs; medium: reported working;
+    #                  inferred: same ISA family, nobody reported it (never applied automatically)
+    source: str
+
+
+# Only overrides with a source are listed; the rest go to Vulkan. gfx1103 -> 11.0.0 holds only
+# with ROCm 6 bundles (< v0.18): v0.18-v0.31.1 bundle gfx1103 natively, and with ROCm 7.2
+# forcing 11.0.0 "is actively wrong on the 780M"
+# (https://github.com/Crosstalk-Solutions/project-nomad/issues/1075), so from v0.31.2 it goes
+# to Vulkan.
 OVERRIDE_BEFORE: dict[str, str] = {"gfx1103": "0.18.0"}
-OVERRIDES: dict[str, tuple[str, str, str]] = {
-    "gfx1031": ("10.3.0", "gfx1030", "ollama#8772 (solved), #3547, ROCm#2353"),
-    "gfx1032": ("10.3.0", "gfx1030", "ollama#8473"),
-    "gfx1033": ("10.3.0", "gfx1030", "RDNA2 family (ollama-anchor.md 6.2, inferred)"),
-    "gfx1034": ("10.3.0", "gfx1030", "Ollama docs example (RX 5400)"),
-    "gfx1035": ("10.3.0", "gfx1030", "project-nomad#1076"),
-    "gfx1036": ("10.3.0", "gfx1030", "rjmalagon/ollama-linux-amd-apu#12"),
-    "gfx1103": ("11.0.0", "gfx1100", "ollama#15482, #6520, PR #5426"),
-    "gfx90c": ("9.0.0", "gfx900", "community reports (ollama-anchor.md 6.2)"),
+OVERRIDES: dict[str, Override] = {
+    "gfx1031": Override("10.3.0", "gfx1030", "high", "https://github.com/ollama/ollama/issues/8772 (solved), https://github.com/ollama/ollama/issues/3547, https://github.com/ROCm/ROCm/issues/2353"),
+    "gfx1032": Override("10.3.0", "gfx1030", "medium", "https://github.com/ollama/ollama/issues/8473"),
+    "gfx1033": Override("10.3.0", "gfx1030", "inferred", "RDNA2 family like gfx1030 (no report found)"),
+    "gfx1034": Override("10.3.0", "gfx1030", "high", "ollama/ollama@v0.33.0-rc2:docs/gpu.mdx (RX 5400 example)"),
+    "gfx1035": Override("10.3.0", "gfx1030", "medium", "https://github.com/Crosstalk-Solutions/project-nomad/issues/1076"),
+    "gfx1036": Override("10.3.0", "gfx1030", "medium", "https://github.com/rjmalagon/ollama-linux-amd-apu/issues/12"),
+    "gfx1103": Override("11.0.0", "gfx1100", "medium", "https://github.com/ollama/ollama/issues/15482, https://github.com/ollama/ollama/issues/6520, https://github.com/ollama/ollama/pull/5426"),
+    "gfx90c": Override("9.0.0", "gfx900", "medium", "https://github.com/ollama/ollama/issues/2637 and other community reports (crashes reported too)"),
 }
 
 # Every value an automatic remedy may write as HSA_OVERRIDE_GFX_VERSION (knowledge.environment).
-OVERRIDE_VALUES: frozenset[str] = frozenset(value for value, _, _ in OVERRIDES.values())
+OVERRIDE_VALUES: frozenset[str] = frozenset(
+    o.value for o in OVERRIDES.values() if o.confidence != "inferred"
+)
 
 # Integrated GPUs (APUs): Ollama v0.30+ drops them unless OLLAMA_IGPU_ENABLE=1, except gfx1151
-# (ollama-anchor.md 2.3 and 6.2).
+# (ollama/ollama@v0.30.0:discover/runner.go defaultIntegratedROCmGFXTargets).
 INTEGRATED = frozenset({"gfx90c", "gfx1033", "gfx1035", "gfx1036", "gfx1103", "gfx1150", "gfx1152"})
 IGPU_ALLOWED_BY_DEFAULT = frozenset({"gfx1151"})
 
-# ROCm never supported these in any Ollama bundle (ollama-anchor.md 6.2: Polaris gfx803).
+# ROCm never supported gfx8 (Polaris gfx803) in any Ollama bundle.
 ROCM_MIN_MAJOR = 9  # "amdgpu too old gfx%d%x%x" below gfx9 (discover/amd_linux.go@v0.11.10)
 
 
@@ -135,19 +149,18 @@ def supported(gfx: str, version: Version | None) -> bool | None:
     return gfx in bundle.targets
 
 
-def override_for(gfx: str, version: Version | None) -> tuple[str, str] | None:
-    """(HSA_OVERRIDE_GFX_VERSION value, source) when an override lands on a bundled target."""
+def override_for(gfx: str, version: Version | None) -> Override | None:
+    """The HSA_OVERRIDE_GFX_VERSION row for gfx when it lands on a target this Ollama bundles."""
     entry = OVERRIDES.get(gfx)
     if entry is None:
         return None
-    value, target, source = entry
     before = OVERRIDE_BEFORE.get(gfx)
     if before is not None and version is not None and version >= Version(before):
         return None
     bundle = bundle_for(version)
-    if bundle is not None and target not in bundle.targets:
+    if bundle is not None and entry.target not in bundle.targets:
         return None
-    return value, source
+    return entry
 
 
 def gfx_from_kfd(version: int) -> str | None:

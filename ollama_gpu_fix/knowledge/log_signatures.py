@@ -1,9 +1,9 @@
 """Log signatures: the lines Ollama (and the CUDA/ROCm libraries it loads) print about GPUs.
 
 One row per signature: a stable id the rules speak, a regex, the eras that print it, and the
-source. Sources are ../shared/reference/ollama-anchor.md sections 3.1-3.6 and 9 (table rows
-cited as "9.N"), which quote discover/*.go per tag and the ollama/ollama issues named. When
-Ollama rewords a message, this table is the one place to change.
+source: the file of ollama/ollama (or of the library) that prints the line at the tag named,
+or the issue thread where users posted it. When Ollama rewords a message, this table is the
+one place to change. Signatures are matched only against trusted text (parsers/log_lines.py).
 """
 
 from __future__ import annotations
@@ -26,184 +26,184 @@ def _s(id_: str, regex: str, eras: str, source: str) -> Signature:
 
 SIGNATURES: tuple[Signature, ...] = (
     # ---- NVIDIA / CUDA ----
-    _s("nvidia-driver-too-old", r"NVIDIA driver too old", "C", "3.3, 9.3-9.4, cuda_compat.go"),
+    _s("nvidia-driver-too-old", r"NVIDIA driver too old", "C", "ollama/ollama@v0.30.11:discover/cuda_compat.go; https://github.com/ollama/ollama/issues/17290"),
     _s(
         "cuda-driver-insufficient",
         r"CUDA driver version is insufficient for CUDA runtime version",
         "BC",
-        "3.4, 9.6, #7666, #16415",
+        "ggml-cuda.cu ggml_cuda_init via ollama/ollama@v0.24.0:ml/backend/ggml; https://github.com/ollama/ollama/issues/7666, https://github.com/ollama/ollama/issues/16415",
     ),
     _s(
         "cudart-insufficient-driver",
         r"init failure: 35\b|CUDA_ERROR_INSUFFICIENT_DRIVER|cudaErrorInsufficientDriver",
         "*",
-        "CUDA runtime error 35 = cudaErrorInsufficientDriver (CUDA Runtime API docs)",
+        "cudaErrorInsufficientDriver = 35 (https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__TYPES.html)",
     ),
-    _s("cuda-old-driver", r"old CUDA driver detected", "A", "3.5, gpu.go@v0.11.10"),
+    _s("cuda-old-driver", r"old CUDA driver detected", "A", "ollama/ollama@v0.11.10:discover/gpu.go"),
     _s(
         "libcuda-missing-symbol",
         r"undefined symbol: cu\w+_v\d|symbol lookup for cu\w+ failed",
         "A",
-        "case 005 (#5493): libcuda 418 lacks cuCtxCreate_v3",
+        "ollama/ollama@v0.1.48:gpu/gpu_info_nvcuda.c; https://github.com/ollama/ollama/issues/5493 (libcuda 418 lacks cuCtxCreate_v3)",
     ),
-    _s("cuda-kernel-image-invalid", r"device kernel image is invalid", "C", "9.5, #16449"),
-    _s("cuda-gpu-too-old", r"CUDA GPU is too old", "A", "3.5, 9.8, #1992"),
+    _s("cuda-kernel-image-invalid", r"device kernel image is invalid", "C", "https://github.com/ollama/ollama/issues/16449 (v0.30.0-v0.30.10)"),
+    _s("cuda-gpu-too-old", r"CUDA GPU is too old", "A", "ollama/ollama@v0.11.10:discover/gpu.go; https://github.com/ollama/ollama/issues/1992"),
     _s(
         "cuda-cc-not-compiled",
         r"compute capability not in compiled architectures",
         "C",
-        "3.3, 9.7, llama_server.go",
+        "ollama/ollama@v0.33.0-rc2:discover/llama_server.go",
     ),
     _s(
         "nvidia-version-mismatch",
         r"version mismatch between driver and cuda driver library|Driver/library version mismatch",
         "A*",
-        "3.5, 9.9",
+        "ollama/ollama@v0.11.10:discover/gpu.go; nvidia-smi (NVML_ERROR_LIB_RM_VERSION_MISMATCH)",
     ),
     _s(
         "cuda-unknown-999",
         r"cudart init failure: 999|unknown error initializing cuda driver library"
         r"|CUDA error 999|cudaSetDevice err: 999|CUDA_ERROR_UNKNOWN",
         "*",
-        "3.5, 9.10, #6647, docs/gpu.mdx 'Linux Suspend Resume'",
+        "ollama/ollama@v0.33.0-rc2:docs/gpu.mdx 'Linux Suspend Resume'; https://github.com/ollama/ollama/issues/6647, https://github.com/ollama/ollama/issues/2934",
     ),
-    _s("cuda-init-500", r"init failure: 500\b", "*", "3.5, 9.11, #5718, #6961"),
+    _s("cuda-init-500", r"init failure: 500\b", "*", "ollama/ollama@v0.11.10:discover/gpu.go (cuInit result); https://github.com/ollama/ollama/issues/5718, https://github.com/ollama/ollama/issues/6961"),
     _s(
         "nvidia-no-devices",
         r"no nvidia devices detected by library (?P<library>\S+)",
         "A",
-        "3.5, 9.11, #12116",
+        "ollama/ollama@v0.11.10:discover/gpu.go; https://github.com/ollama/ollama/issues/12116",
     ),
     _s(
         "cuda-no-device",
         r"no CUDA-capable device is detected|CUDA error 100\b",
         "*",
-        "3.6, #684, #1167",
+        "CUDA error 100 = cudaErrorNoDevice; https://github.com/ollama/ollama/issues/684, https://github.com/ollama/ollama/issues/1167",
     ),
     _s(
         "nvml-init-failed",
         r"Failed to initialize NVML",
         "*",
-        "failure-modes.md wsl2-passthrough-broken",
+        "nvidia-smi / NVML; https://github.com/ollama/ollama/issues/5718, https://github.com/microsoft/WSL/issues/9961",
     ),
     _s(
         "cuda-lib-load-failed",
         r"Unable to load (?:nvcuda|cudart)|unable to load cuda driver library",
         "A",
-        "3.5, gpu.go@v0.11.10",
+        "ollama/ollama@v0.11.10:discover/gpu.go",
     ),
     _s(
         "cuda-found",
         r"ggml_cuda_init: found (?P<count>\d+) (?P<backend>CUDA|ROCm) devices",
         "BC",
-        "3.4, ml/backend/ggml",
+        "ggml-cuda.cu ggml_cuda_init, printed via ollama/ollama@v0.24.0:ml/backend/ggml",
     ),
     _s(
         "backend-loaded",
         r"load_backend: loaded (?P<backend>\w+) backend from (?P<path>\S+)",
         "BC",
-        "3.4, #13070",
+        "ggml-backend-reg.cpp load_backend; https://github.com/ollama/ollama/issues/13070",
     ),
     # ---- AMD / ROCm ----
     _s(
         "amd-gfx-unsupported",
         r"amdgpu is not supported \(supported types:\[(?P<supported>[^\]]*)\]\)",
         "A",
-        "3.5, 9.13-9.14, #8772, #12071",
+        "ollama/ollama@v0.11.10:discover/amd_linux.go; https://github.com/ollama/ollama/issues/8772, https://github.com/ollama/ollama/issues/12071",
     ),
     _s(
         "amd-no-rocblas-target",
         r"no rocblas support for gfx target",
         "C",
-        "3.3, 9.15, amd.go filterUnsupportedROCmDevices",
+        "ollama/ollama@v0.33.0-rc2:discover/amd.go filterUnsupportedROCmDevices",
     ),
     _s(
         "amd-permission",
         r"permission problems block access|/dev/kfd: permission denied"
         r"|open /dev/(?:dri/\w+|nvmap|nvidia\w*): permission denied",
         "A*",
-        "3.5, 9.17, #7723, PR #6736",
+        "ollama/ollama@v0.11.10:discover/amd_linux.go; https://github.com/ollama/ollama/issues/7723, https://github.com/ollama/ollama/pull/6736",
     ),
     _s(
         "amd-tensile-no-devices",
         r"Could not initialize Tensile host: No devices found",
         "*",
-        "3.6, 9.19, #6685",
+        "rocBLAS Tensile host init; https://github.com/ollama/ollama/issues/6685",
     ),
-    _s("amd-kfd-not-loaded", r"kfd driver not loaded", "A", "3.5, 9.18"),
+    _s("amd-kfd-not-loaded", r"kfd driver not loaded", "A", "ollama/ollama@v0.11.10:discover/amd_linux.go"),
     _s(
         "amd-no-rocm-lib",
         r"no compatible rocm library found|no suitable rocm found",
         "A",
-        "3.5",
+        "ollama/ollama@v0.11.10:discover/amd_linux.go",
     ),
     _s(
         "amd-comgr",
         r"Failed to load COMGR library|Code object manager initialization failed",
         "*",
-        "case 011 (CachyOS/distribution#517)",
+        "ROCm clr rocdevice.cpp / comgrctx.cpp; https://github.com/CachyOS/distribution/issues/517",
     ),
     _s(
         "hip-no-binary",
         r"hipErrorNoBinaryForGpu|ROCm error: invalid device function",
         "*",
-        "3.6, 9.22",
+        "HIP runtime (hipErrorNoBinaryForGpu); https://github.com/ROCm/ROCm/issues/2536",
     ),
-    _s("amd-too-old", r"amdgpu too old", "A", "3.5"),
+    _s("amd-too-old", r"amdgpu too old", "A", "ollama/ollama@v0.11.10:discover/amd_linux.go"),
     _s(
         "hsa-override-invalid",
         r"HSA_OVERRIDE_GFX_VERSION \S* is invalid|HSA_OVERRIDE_GFX_VERSION[=:]\\?\"",
         "*",
-        "9.21, #5090, libhsakmt topology.c",
+        "ROCR-Runtime libhsakmt/src/topology.c; https://github.com/ollama/ollama/issues/5090",
     ),
     _s(
         "hsa-override-set",
         r"skipping rocm gfx compatibility check",
         "A",
-        "3.5 (override set, check skipped)",
+        "ollama/ollama@v0.11.10:discover/amd_linux.go (override set, check skipped)",
     ),
-    _s("amd-igpu-small", r"unsupported Radeon iGPU detected skipping", "A", "3.5"),
-    _s("rocm-no-device", r"no ROCm-capable device is detected", "*", "3.4, #10691"),
+    _s("amd-igpu-small", r"unsupported Radeon iGPU detected skipping", "A", "ollama/ollama@v0.11.10:discover/amd_linux.go"),
+    _s("rocm-no-device", r"no ROCm-capable device is detected", "*", "ggml-cuda.cu (HIP build) ggml_cuda_init; https://github.com/ollama/ollama/issues/10691"),
     _s(
         "amd-windows-hip",
         r"amdhip64_6\.dll|AMD driver is too old\. Update your AMD driver",
         "C",
-        "11 (Windows), discover/runner.go",
+        "ollama/ollama@v0.33.0-rc2:discover/runner.go (Windows amdhip64_6.dll check)",
     ),
     _s(
         "discovery-timeout",
         r"failed to finish discovery before timeout|GPU discovery watchdog timed out"
         r"|timed out waiting for server startup",
         "BC",
-        "2.8 'AMD Driver Version Mismatch', 9.20, #13308",
+        "ollama/ollama@v0.33.0-rc2:docs/troubleshooting.mdx 'AMD Driver Version Mismatch'; https://github.com/ollama/ollama/issues/13308",
     ),
     _s(
         "discovery-failure",
         r"failure during (?:llama-server )?GPU discovery",
         "BC",
-        "3.3-3.4",
+        "ollama/ollama@v0.24.0:discover/runner.go, @v0.33.0-rc2:discover/llama_server.go",
     ),
     # ---- Vulkan, iGPU, environment ----
     _s(
         "vulkan-disabled",
         r"experimental Vulkan support disabled",
         "B",
-        "2.3, 9.23, discover/runner.go@v0.24.0",
+        "ollama/ollama@v0.24.0:discover/runner.go; https://github.com/ollama/ollama/issues/12673",
     ),
-    _s("igpu-dropped", r"dropping integrated GPU", "C", "2.3, 9.16"),
-    _s("visible-devices-override", r"user overrode visible devices", "BC", "3.3, 9.24"),
+    _s("igpu-dropped", r"dropping integrated GPU", "C", "ollama/ollama@v0.30.0:discover/runner.go"),
+    _s("visible-devices-override", r"user overrode visible devices", "BC", "ollama/ollama@v0.33.0-rc2:discover/runner.go overrideWarnings"),
     _s(
         "jetpack-not-detected",
         r"jetpack not detected",
         "BC",
-        "3.3 (DEBUG), discover/gpu.go JETSON_JETPACK",
+        "ollama/ollama@v0.33.0-rc2:discover/gpu.go (JETSON_JETPACK, DEBUG)",
     ),
     _s(
         "gpu-out-of-memory",
         r"CUDA error: out of memory|cudaMalloc failed: out of memory|ErrorOutOfDeviceMemory"
         r"|hipErrorOutOfMemory|failed to allocate (?!CPU)\w+ buffer of size",
         "*",
-        "ggml CUDA/HIP/Vulkan allocators (llama.cpp), ollama#12141",
+        "ggml CUDA/HIP/Vulkan allocators (llama.cpp); https://github.com/ollama/ollama/issues/12141",
     ),
     # ---- results ----
     _s(
@@ -211,14 +211,14 @@ SIGNATURES: tuple[Signature, ...] = (
         r"no compatible GPUs were discovered|routes\.go:\d+: no GPU detected"
         r"|no compatible amdgpu devices detected",
         "A",
-        "3.5, 9.2",
+        "ollama/ollama@v0.11.10:discover/gpu.go, discover/amd_linux.go",
     ),
-    _s("zero-vram", r'(?:"total vram"|total_vram)="0 B"', "BC", "3.2, 9.1"),
+    _s("zero-vram", r'(?:"total vram"|total_vram)="0 B"', "BC", "ollama/ollama@v0.33.0-rc2:server/routes.go (vram-based default context), @v0.11.10 (low vram mode)"),
     _s(
         "offloaded-layers",
         r"offloaded (?P<on_gpu>\d+)/(?P<total>\d+) layers to GPU",
         "*",
-        "3.3-3.4, 9.25",
+        "llama.cpp load_tensors / llm_load_tensors; https://github.com/ollama/ollama/issues/13320",
     ),
 )
 

@@ -29,8 +29,8 @@ DRIVER_FLOORS: tuple[DriverFloor, ...] = (
         450,
         450,
         "cuda_v11 + cuda_v12",
-        "cuda_v11 bundle until v0.9.3 (1c6669e64); CUDA 11.x minor-version compatibility >= 450 "
-        "(docs.nvidia.com/deploy/cuda-compatibility); ollama-anchor.md 0 and 7.1",
+        "ollama/ollama bundled cuda_v11 until v0.9.3 (commit 1c6669e64); CUDA 11.x minor-version "
+        "compatibility needs driver >= 450 (https://docs.nvidia.com/deploy/cuda-compatibility/minor-version-compatibility.html)",
     ),
     DriverFloor(
         "0.9.3",
@@ -38,7 +38,7 @@ DRIVER_FLOORS: tuple[DriverFloor, ...] = (
         531,
         531,
         "cuda_v12 (+ cuda_v13 from 0.11.11)",
-        "docs/gpu.md 'driver version 531 and newer' until f22ec2ec4; ollama-anchor.md 2.1",
+        "ollama/ollama@v0.12.11:docs/gpu.md ('driver version 531 and newer', changed by commit f22ec2ec4)",
     ),
     DriverFloor(
         "0.30.0",
@@ -46,14 +46,15 @@ DRIVER_FLOORS: tuple[DriverFloor, ...] = (
         550,
         570,
         "cuda_v12 built with CUDA 12.8 + cuda_v13",
-        "discover/cuda_compat.go: cuda_v12 needs >= 550 (compressed fatbins), CC < 7.0 needs "
-        ">= 570 (PTX JIT); enforced from v0.30.11 (f22ec2ec4), 0.30.0-0.30.10 crash instead "
-        "(#16449); ollama-anchor.md 2.1, 3.3, 7.1",
+        "ollama/ollama@v0.30.11:discover/cuda_compat.go (cuda_v12 needs >= 550 for compressed "
+        "fatbins, compute capability < 7.0 needs >= 570 for PTX JIT; enforced from v0.30.11, "
+        "commit f22ec2ec4; v0.30.0-v0.30.10 crash instead: https://github.com/ollama/ollama/issues/16449)",
     ),
 )
 
 # What fix_gpu.py installs when it must upgrade: the LTSB branch that carries CUDA 13
-# (R580 LTSB, EOL Aug 2028; ollama-anchor.md 7.1), which every current bundle accepts.
+# (R580 LTSB, EOL Aug 2028: https://docs.nvidia.com/datacenter/tesla/drivers/supported-drivers-and-cuda-toolkit-versions.html),
+# which every current bundle accepts.
 RECOMMENDED_DRIVER_BRANCH = 580
 
 
@@ -78,8 +79,9 @@ def required_driver(version: Version | None, compute_cap: str | None) -> tuple[i
     return (floor.min_driver_old_cc if old else floor.min_driver), floor.source
 
 
-# Minimum Linux x86_64 driver per CUDA toolkit (NVIDIA CUDA Toolkit release notes, Table 3;
-# ollama-anchor.md 7.1). Keys are toolkit major.minor; values the GA driver floor.
+# Minimum Linux x86_64 driver per CUDA toolkit (NVIDIA CUDA Toolkit release notes, Table 3,
+# https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/). Keys are toolkit major.minor;
+# values the GA driver floor.
 CUDA_TOOLKIT_MIN_DRIVER: dict[str, str] = {
     "13.0": "580.65.06",
     "12.9": "575.51.03",
@@ -97,8 +99,9 @@ CUDA_TOOLKIT_MIN_DRIVER: dict[str, str] = {
 # The toolkit fix_gpu.py installs when a stale one must go (the mission: "install 12.4+").
 MIN_GOOD_TOOLKIT = Version("12.4")
 
-# Compute capability floors (ollama-anchor.md 2.1 and 3.5): nothing below 5.0 runs anywhere;
-# cuda_v13 builds only 7.5+ (PTX), cuda_v12 covers 5.0+.
+# Compute capability floors (ollama/ollama@v0.33.0-rc2:docs/gpu.mdx "compute capability 5.0+",
+# llama/server/CMakePresets.json; @v0.11.10:discover/gpu.go CudaComputeMajorMin): nothing
+# below 5.0 runs anywhere; cuda_v13 builds only 7.5+ (PTX), cuda_v12 covers 5.0+.
 MIN_COMPUTE_CAP = 5.0
 
 

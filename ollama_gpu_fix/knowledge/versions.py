@@ -1,7 +1,7 @@
 """Ollama versions: the discovery eras and a tolerant version parser.
 
-Source for every boundary: ../shared/reference/ollama-anchor.md section 0 ("Version eras"),
-first release containing each commit per `git tag --contains` in ollama/ollama.
+Source for every boundary: the first release of ollama/ollama containing the commit named
+(`git tag --contains <commit>` in ollama/ollama).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Era:
     summary: str
 
 
-# Discovery eras (ollama-anchor.md section 0).
+# Discovery eras: how Ollama finds GPUs (discover/ at each tag).
 ERAS: tuple[Era, ...] = (
     Era(
         "A", None, "in-process cgo discovery: dlopen libcuda/libcudart/libnvidia-ml, AMD via sysfs"
@@ -63,7 +63,7 @@ def in_range(version: Version | None, first: str | None, before: str | None) -> 
     return not (before is not None and version >= Version(before))
 
 
-# Other dated switches a rule needs (ollama-anchor.md section 0).
+# Other dated switches a rule needs (first tag containing the commit).
 VULKAN_BUNDLED = "0.12.11"  # Vulkan in official binaries, opt-in OLLAMA_VULKAN=1 (6286d9a3a)
 VULKAN_DEFAULT_ON = "0.30.0"  # on by default, OLLAMA_VULKAN=0 disables (9db4bdbad)
 IGPU_POLICY = "0.30.0"  # OLLAMA_IGPU_ENABLE; iGPUs dropped by default (9db4bdbad)

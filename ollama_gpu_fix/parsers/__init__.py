@@ -7,7 +7,7 @@ unknown fields stay None. `build_snapshot` is the only entry point the rest of t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ollama_gpu_fix.parsers import (
@@ -59,13 +59,20 @@ PARSERS: dict[str, Callable[[Mapping[str, str]], Any]] = {
 }
 
 
-def build_snapshot(sections: Mapping[str, str]) -> Snapshot:
-    """Parse every section into one Snapshot. A parser bug degrades to "unknown", never a crash."""
-    snapshot = Snapshot(sections=sorted(sections))
+def build_snapshot(sections: Mapping[str, str], problems: Iterable[str] = ()) -> Snapshot:
+    """Parse every section into one Snapshot.
+
+    A parser bug degrades to "not known" and leaves its trace in `problems` (as
+    node_exporter reports a failed collector), so it never looks like a missing file."""
+    snapshot = Snapshot(sections=sorted(sections), problems=list(problems))
     for field_name, parser in PARSERS.items():
         try:
             value = parser(sections)
-        except Exception:  # noqa: BLE001 - a parser must never take the diagnosis down
+        except Exception as exc:  # noqa: BLE001 - a parser must never take the diagnosis down
             value = None
+            snapshot.problems.append(
+                f"the {field_name} reader failed on this evidence ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); treated as not known"
+            )
         setattr(snapshot, field_name, value)
     return snapshot

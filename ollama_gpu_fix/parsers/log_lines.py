@@ -174,3 +174,34 @@ def scan_pairs(line: str, start: int) -> list[tuple[str, str, int, int]]:
         vstart, i = i, value.end()
         pairs.append((_unquote(key.group(1)), _unquote(value.group()), vstart, i))
     return pairs
+
+
+def parse_server_env(text: str) -> dict[str, str]:
+    """`map[A:1 B: C:[x y] D:v]` (Go's %v of a map) -> {A: 1, B: '', C: '[x y]', D: v}.
+
+    One pass; a value in brackets may hold spaces, anything else ends at a space."""
+    body = text[4:] if text.startswith("map[") else text
+    if body.endswith("]"):
+        body = body[:-1]
+    env: dict[str, str] = {}
+    i, n = 0, len(body)
+    while i < n:
+        while i < n and body[i] == " ":
+            i += 1
+        colon = body.find(":", i)
+        space = body.find(" ", i)
+        if colon < 0 or (0 <= space < colon):
+            i = n if space < 0 else space + 1  # a word that is not KEY:value
+            continue
+        key, i = body[i:colon], colon + 1
+        if i < n and body[i] == "[":
+            end = body.find("]", i)
+            end = n - 1 if end < 0 else end
+            value, i = body[i : end + 1], end + 1
+        else:
+            end = body.find(" ", i)
+            end = n if end < 0 else end
+            value, i = body[i:end], end
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            env[key] = value
+    return env

@@ -12,10 +12,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ollama_gpu_fix.bundle import LOG_SECTIONS, SECTIONS
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.parsers.kernel import strip_prefix
-from ollama_gpu_fix.parsers.log_lines import MAX_LINE, LogRecord, classify, extend
+from ollama_gpu_fix.parsers.log_lines import (
+    MAX_LINE,
+    LogRecord,
+    classify,
+    extend,
+    parse_server_env,
+)
+from ollama_gpu_fix.sections import LOG_SECTIONS, SECTIONS
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, OllamaLog
 
 _COMPUTE_FIELDS = (
@@ -38,37 +44,6 @@ _WORTH = re.compile(
 )
 _LISTENING = re.compile(r"Listening on (?P<addr>\S+) \(version (?P<version>[^)]{1,40})\)")
 _COMPOSE_PREFIX = re.compile(r"[\w.-]{1,64}(?:-\d+)?\s{0,32}\| ")
-
-
-def parse_server_env(text: str) -> dict[str, str]:
-    """`map[A:1 B: C:[x y] D:v]` (Go's %v of a map) -> {A: 1, B: '', C: '[x y]', D: v}.
-
-    One pass; a value in brackets may hold spaces, anything else ends at a space."""
-    body = text[4:] if text.startswith("map[") else text
-    if body.endswith("]"):
-        body = body[:-1]
-    env: dict[str, str] = {}
-    i, n = 0, len(body)
-    while i < n:
-        while i < n and body[i] == " ":
-            i += 1
-        colon = body.find(":", i)
-        space = body.find(" ", i)
-        if colon < 0 or (0 <= space < colon):
-            i = n if space < 0 else space + 1  # a word that is not KEY:value
-            continue
-        key, i = body[i:colon], colon + 1
-        if i < n and body[i] == "[":
-            end = body.find("]", i)
-            end = n - 1 if end < 0 else end
-            value, i = body[i : end + 1], end + 1
-        else:
-            end = body.find(" ", i)
-            end = n if end < 0 else end
-            value, i = body[i:end], end
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-            env[key] = value
-    return env
 
 
 def _log_files(sections: Mapping[str, str]) -> list[str]:

@@ -44,21 +44,26 @@ def _unescape(text: str, i: int) -> tuple[str, int]:
     return "\\" + c, i + 1  # unknown escape: kept verbatim (EXTRACT_CUNESCAPE_RELAX)
 
 
-def split_words(value: str) -> list[str]:
-    """systemd's extract_first_word(EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE), repeated.
+def split_word_spans(value: str) -> list[tuple[str, int, int]]:
+    """systemd's extract_first_word(EXTRACT_UNQUOTE|EXTRACT_CUNESCAPE), repeated: each word
+    with the span of raw text it came from (redaction rewrites exactly that span).
 
     An unbalanced quote ends the list there (systemd logs "Invalid syntax, ignoring").
     """
-    words: list[str] = []
+    words: list[tuple[str, int, int]] = []
     word: list[str] | None = None
+    start = 0
     quote: str | None = None
     i = 0
     while i < len(value):
         c = value[i]
+        if word is None and c not in " \t\n":
+            start = i
         if c == "\\":
             if i + 1 >= len(value):
                 if quote is None and word is not None:
                     word.append("\\")
+                i += 1
                 break
             decoded, i = _unescape(value, i + 1)
             word = word if word is not None else []
@@ -75,7 +80,7 @@ def split_words(value: str) -> list[str]:
             word = word if word is not None else []
         elif c in " \t\n":
             if word is not None:
-                words.append("".join(word))
+                words.append(("".join(word), start, i))
                 word = None
         else:
             word = word if word is not None else []
@@ -84,8 +89,13 @@ def split_words(value: str) -> list[str]:
     if quote is not None:
         return words  # unbalanced: the unfinished word is dropped
     if word is not None:
-        words.append("".join(word))
+        words.append(("".join(word), start, i))
     return words
+
+
+def split_words(value: str) -> list[str]:
+    """The words of an Environment= value, as systemd splits them."""
+    return [word for word, _, _ in split_word_spans(value)]
 
 
 def parse_environment(value: str, into: dict[str, str] | None = None) -> dict[str, str]:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import amd
+from ollama_gpu_fix.knowledge.environment import writable
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
@@ -53,28 +54,34 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
     ]
     evidence += ctx.lines("amd-no-rocblas-target", "hip-no-binary")
     has_override = "HSA_OVERRIDE_GFX_VERSION" in (ctx.service_env or {})
-    overrides: dict[int, tuple[str, str]] = {}  # device index -> (gfx, value)
+    overrides: dict[int, tuple[str, amd.Override]] = {}  # device index -> (gfx, override)
     for index, gfx in enumerate(ctx.amd_gfx):
         mapped = None if amd.supported(gfx, ctx.version) else amd.override_for(gfx, ctx.version)
         if mapped is None:
             continue
-        overrides[index] = (gfx, mapped[0])
+        overrides[index] = (gfx, mapped)
         if not evidence and amd.supported(gfx, ctx.version) is False and not has_override:
             evidence.append(
                 Line(
                     "knowledge",
                     f"{gfx} is not among Ollama {ctx.version}'s ROCm targets;"
-                    f" HSA_OVERRIDE_GFX_VERSION={mapped[0]} maps it to a bundled one"
-                    f" (source: {mapped[1]})",
+                    f" HSA_OVERRIDE_GFX_VERSION={mapped.value} maps it to a bundled one"
+                    f" (source: {mapped.source})",
                 )
             )
     if not evidence or (ctx.amd_gfx and not overrides):
         return  # no override lands on a bundled target: vulkan-needed speaks for it
-    values = {value for _, value in overrides.values()}
-    if len(values) == 1:
+    values = {o.value for _, o in overrides.values()}
+    # one override for every AMD GPU: the global variable, the only one Ollama's own
+    # pre-filter reads (ollama/ollama@v0.33.0-rc2:discover/amd.go); a mixed machine needs
+    # per-device variables, whose index is the KFD node: advice, not automatic
+    mixed = len(values) > 1
+    if not mixed:
         env = {"HSA_OVERRIDE_GFX_VERSION": values.pop()}
-    else:  # mixed machine: per-device variables (ollama-anchor.md 6.2)
-        env = {f"HSA_OVERRIDE_GFX_VERSION_{i}": value for i, (_, value) in overrides.items()}
+    else:
+        env = {f"HSA_OVERRIDE_GFX_VERSION_{i}": o.value for i, (_, o) in overrides.items()}
+    sure = all(o.confidence != "inferred" for _, o in overrides.values())
+    automatic = bool(env) and sure and not mixed and all(writable(k, v) for k, v in env.items())
     shown = " ".join(f"{k}={v}" for k, v in env.items()) or "HSA_OVERRIDE_GFX_VERSION"
     yield Finding(
         "rocm-gfx-unsupported",
@@ -83,7 +90,11 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
         " targets; an override maps it onto a compatible one.",
         evidence,
         Remedy(
-            "service-env", f"Set {shown} in an ollama.service drop-in.", bool(env), {"env": env}
+            "service-env",
+            f"Set {shown} in an ollama.service drop-in."
+            + ("" if sure else " (The value is inferred from the GPU family: try it by hand.)"),
+            automatic,
+            {"env": env},
         ),
     )
 

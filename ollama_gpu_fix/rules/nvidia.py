@@ -103,12 +103,12 @@ def driver_too_old(ctx: Context) -> Iterator[Finding]:
                 )
     if not evidence or (ctx.gpu_compute and not ctx.lines("nvidia-driver-too-old")):
         return
-    found = f"driver {driver}" if driver else "the installed driver"
+    found = f"NVIDIA driver {driver} is" if driver else "The installed NVIDIA driver is"
     want = f" (>= {needed})" if needed else ""
     yield Finding(
         "nvidia-driver-too-old",
         "error",
-        f"NVIDIA {found} is older than Ollama's bundled CUDA runtime needs{want}.",
+        f"{found} older than Ollama's bundled CUDA runtime needs{want}.",
         evidence,
         _driver_remedy(
             ctx,

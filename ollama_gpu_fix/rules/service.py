@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ollama_gpu_fix.findings import Finding, Remedy
+from ollama_gpu_fix.knowledge.environment import writable
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
@@ -155,6 +156,15 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
         evidence += [r for r in proc.raw if r.text.startswith(("parent=", "cgroup="))]
     if not evidence or ctx.gpu_compute:
         return
+    # only GPU settings this tool knows, with values it can check, are written for the user;
+    # anything else found (LD_LIBRARY_PATH from a home directory, OLLAMA_HOST=0.0.0.0, ...) is
+    # reported for a person to decide
+    env = {k: v for k, v in wanted.items() if writable(k, v)}
+    others = sorted(k for k in wanted if k not in env)
+    summary = "Put it in an ollama.service drop-in (unquoted), daemon-reload and restart the"
+    summary += " service; do not start `ollama serve` by hand."
+    if others:
+        summary += f" Not written automatically (decide yourself): {', '.join(others)}."
     yield Finding(
         "override-not-applied",
         "error",
@@ -162,13 +172,7 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
         + (f" ({', '.join(wanted)})" if wanted else "")
         + ".",
         list(dict.fromkeys(evidence)),
-        Remedy(
-            "service-env",
-            "Put it in an ollama.service drop-in (unquoted), daemon-reload and restart the"
-            " service; do not start `ollama serve` by hand.",
-            True,
-            {"env": wanted},
-        ),
+        Remedy("service-env", summary, bool(env), {"env": env, "advice_only": others}),
     )
 
 

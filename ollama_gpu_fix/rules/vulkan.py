@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import amd
+from ollama_gpu_fix.knowledge.environment import writable
 from ollama_gpu_fix.knowledge.versions import (
     IGPU_POLICY,
     VULKAN_BUNDLED,
@@ -101,6 +102,8 @@ def hybrid(ctx: Context) -> Iterator[Finding]:
     ]
     if dropped or (chosen_igpu and ctx.has_nvidia):
         pin = dropped[0].fields.get("id") if dropped else None
+        if pin is not None and not writable("GGML_VK_VISIBLE_DEVICES", pin):
+            pin = None  # a device id the tool cannot check is advice
         yield Finding(
             "hybrid-igpu-selected",
             "error",

@@ -222,8 +222,10 @@ def collect_stale_files() -> Outcome:
         run = cli("collect", str(target))
         stale = [p.name for p in target.iterdir()
                  if p.is_file() and "another machine" in p.read_text(errors="replace")]
-        return outcome("1 collect: stale files kept", run, bool(stale),
-                       f"files from an earlier run still in the bundle: {stale}")
+        mixed = run.returncode == 0 and bool(stale)  # refusing to write is the right answer
+        return outcome("1 collect: stale files kept", run, mixed,
+                       f"exit {run.returncode}; files of an earlier run in the written bundle: "
+                       f"{stale if run.returncode == 0 else 'none (refused: not empty)'}")
 
 
 # ---- 2. forged evidence through Ollama's access log and debug prompts -----------------------

@@ -26,15 +26,17 @@ def test_collect_writes_a_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert out == f"{target}: {len(files)} files"
     assert "probe-meta.txt" in files
     assert set(files) <= set(SECTIONS)
-    assert read_bundle(target)["probe-meta.txt"].startswith("probe=1\n")
+    assert read_bundle(target).sections["probe-meta.txt"].startswith("probe=1\n")
 
 
 def test_collect_default_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     host = socket.gethostname().split(".")[0]
-    assert default_directory() == f"ollama-gpu-bundle-{host}"
+    assert re.fullmatch(rf"ollama-gpu-bundle-{re.escape(host)}-\d{{8}}-\d{{6}}", default_directory())
     assert collect(None) == 0
-    assert (tmp_path / f"ollama-gpu-bundle-{host}" / "probe-meta.txt").is_file()
+    (bundle,) = tmp_path.iterdir()
+    assert bundle.name.startswith(f"ollama-gpu-bundle-{host}-")
+    assert (bundle / "probe-meta.txt").is_file()
 
 
 def _one_clear_line(err: str, target: Path) -> None:

@@ -105,7 +105,7 @@ def test_nvml_agrees_with_the_probe(summary: dict) -> None:
 
 def test_collected_bundle_reads_like_the_stream(sections: dict[str, str]) -> None:
     """`collect` on the same machine wrote the same files (a later run: timestamps differ)."""
-    bundle = read_bundle(FIXTURE / "bundle")
+    bundle = read_bundle(FIXTURE / "bundle").sections
     assert set(bundle) == set(sections)
     # nvidia-smi's clock, temperature and memory.used move between the two runs
     for name in ("os-release.txt", "pci-devices.txt", "probe-meta.txt", "packages.txt"):
