@@ -1,5 +1,5 @@
 #!/bin/sh
-# ollama-gpu-fix probe v1: print every piece of evidence about why Ollama may run on the CPU
+# ollama-gpu-fix probe v2: print every piece of evidence about why Ollama may run on the CPU
 # as one stream of named sections (format: docs/probe-sections.md).
 #
 # Why it looks like this:
@@ -9,6 +9,10 @@
 #   decodes output as strict UTF-8.
 # - Read-only: it writes no file. Every external command is bounded by `timeout`.
 # - Any tool may be missing: sysfs and /proc are read with shell builtins where possible.
+# - It runs as root on text other users write: it runs tools only from PATH directories no
+#   other user can write, trusts only the service's own process (its environment, its
+#   address), reads files in other users' homes as their owner (a link to a root-only file
+#   reads nothing) and bounds every read in bytes and time.
 #
 # Test hooks: OGF_PROBE_PATH, when set, replaces PATH as is (no standard directories added);
 # OGF_PROBE_LIB=1 when sourcing defines the functions only.
@@ -32,6 +36,15 @@ ogf_main() {
 	*[!A-Za-z0-9]*) NONCE="p$$" ;;
 	esac
 
+	SELF_UID=$(ogf_status_field /proc/self/status Uid)
+	UNSAFE_PATH=
+	UNSAFE_BINS=
+	LS=
+	for ogf_l in /usr/bin/ls /bin/ls; do
+		[ -x "$ogf_l" ] && LS=$ogf_l && break
+	done
+	ogf_safe_path
+
 	TMO=
 	if ogf_have timeout; then
 		if timeout 10 true >/dev/null 2>&1; then
@@ -42,13 +55,22 @@ ogf_main() {
 	fi
 	CAT=
 	ogf_have cat && CAT="cat"
+	HEAD=
+	ogf_have head && HEAD="head"
 	NVCC=$(command -v nvcc 2>/dev/null)
-	[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+	[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && ogf_safe_file /usr/local/cuda/bin/nvcc &&
+		NVCC=/usr/local/cuda/bin/nvcc
 
-	printf '%s\n' "ogf-probe v1 nonce=$NONCE"
+	printf '%s\n' "ogf-probe v2 nonce=$NONCE"
 
-	ogf_scan_processes
+	OLLAMA_BIN=$(command -v ollama 2>/dev/null)
+	if [ -n "$OLLAMA_BIN" ] && ! ogf_safe_file "$OLLAMA_BIN"; then
+		UNSAFE_BINS="$UNSAFE_BINS $OLLAMA_BIN" # another user could have put it there
+		OLLAMA_BIN=
+	fi
+
 	ogf_scan_unit
+	ogf_scan_processes
 	ogf_api_host
 
 	# ---- sections, in the order of ollama_gpu_fix.bundle.SECTIONS ----------------------------
@@ -108,7 +130,6 @@ ogf_main() {
 	ogf_sec ldconfig.txt ogf_ldconfig
 	[ -r /etc/nv_tegra_release ] && ogf_sec nv-tegra-release.txt ogf_rd /etc/nv_tegra_release
 
-	OLLAMA_BIN=$(command -v ollama 2>/dev/null)
 	[ -n "$OLLAMA_BIN" ] && ogf_sec ollama-version.txt ogf_ollama -v
 	ogf_sec ollama-libs.txt ogf_ollama_libs
 
@@ -121,8 +142,8 @@ ogf_main() {
 	[ -n "$PROC_OUT" ] && ogf_sec ollama-process.txt printf '%s\n' "$PROC_OUT"
 	ogf_sec shell-env.txt ogf_shell_env
 
-	[ -n "$OLLAMA_BIN" ] && ogf_sec ollama-ps.txt ogf_ollama ps
-	ogf_api_ps
+	[ -n "$OLLAMA_BIN" ] && [ -n "$API_OK" ] && ogf_sec ollama-ps.txt ogf_ollama ps
+	[ -n "$API_OK" ] && ogf_api_ps
 	ogf_serve_log
 	ogf_dmesg
 }
@@ -135,9 +156,11 @@ ogf_have() { command -v "$1" >/dev/null 2>&1; }
 ogf_run() { $TMO ${TMO:+10} "$@" 2>/dev/null; }
 ogf_run2() { $TMO ${TMO:+10} "$@" 2>&1; }
 
-# Read a file without needing cat.
+# Read a root-owned file (at most 1 MiB) without needing cat.
 ogf_rd() {
-	if [ -n "$CAT" ]; then
+	if [ -n "$HEAD" ]; then
+		$TMO ${TMO:+10} head -c 1048576 -- "$1" 2>/dev/null
+	elif [ -n "$CAT" ]; then
 		$TMO ${TMO:+10} cat -- "$1" 2>/dev/null
 	else
 		while IFS= read -r ogf_l || [ -n "$ogf_l" ]; do
@@ -146,11 +169,16 @@ ogf_rd() {
 	fi
 }
 
-# Print a section: header, then what the command printed (a final newline guaranteed).
+# Print a section: header, then what the command printed (a final newline guaranteed), at
+# most 4 MiB of it.
 ogf_sec() {
 	ogf_name=$1
 	shift
-	ogf_out=$("$@")
+	if [ -n "$HEAD" ]; then
+		ogf_out=$("$@" | head -c 4194304)
+	else
+		ogf_out=$("$@")
+	fi
 	printf '%s\n' "--ogf-$NONCE-- $ogf_name"
 	[ -n "$ogf_out" ] && printf '%s\n' "$ogf_out"
 	return 0
@@ -170,6 +198,76 @@ ogf_user_name() { # uid -> name, from /etc/passwd
 		fi
 	done </etc/passwd 2>/dev/null
 	printf '%s\n' "$ogf_un"
+}
+
+ogf_user_uid() { # name -> uid, from /etc/passwd
+	# shellcheck disable=SC2034 # fields read only to skip them
+	while IFS=: read -r ogf_pn ogf_pp ogf_pu ogf_rest; do
+		if [ "$ogf_pn" = "$1" ]; then
+			printf '%s\n' "$ogf_pu"
+			return 0
+		fi
+	done </etc/passwd 2>/dev/null
+	return 1
+}
+
+# `ls -ln` of one path (-L: through a link): sets LS_MODE LS_UID LS_GID; 1 when unknown.
+ogf_ls() {
+	[ -n "$LS" ] || return 1
+	# shellcheck disable=SC2046,SC2086 # the words of one ls line, on purpose
+	set -- $($LS -ldn $1 -- "$2" 2>/dev/null)
+	[ $# -ge 4 ] || return 1
+	LS_MODE=$1
+	LS_UID=$3
+	LS_GID=$4
+}
+
+# Owned by root or by us, and writable by nobody else: safe to run or to trust.
+ogf_safe_mode() {
+	case $LS_UID in 0 | "$SELF_UID") ;; *) return 1 ;; esac
+	case $LS_MODE in ?????w* | ????????w*) return 1 ;; esac
+	return 0
+}
+ogf_safe_dir() { ogf_ls -L "$1" && ogf_safe_mode; }
+ogf_safe_file() { ogf_ls -L "$1" && ogf_safe_mode; }
+
+# Keep the PATH directories no other user can write: the probe runs its tools as root.
+ogf_safe_path() {
+	[ -n "$LS" ] || return 0 # cannot check: keep it (noted in probe-meta.txt)
+	ogf_keep=
+	ogf_ifs=$IFS
+	IFS=:
+	# shellcheck disable=SC2086 # split on ':' on purpose
+	set -- $PATH
+	IFS=$ogf_ifs
+	for ogf_d in "$@"; do
+		case $ogf_d in /*) ;; *) continue ;; esac # never "" or "." from root
+		[ -d "$ogf_d" ] || continue
+		case ":$ogf_keep:" in *":$ogf_d:"*) continue ;; esac
+		if ogf_safe_dir "$ogf_d"; then
+			ogf_keep=${ogf_keep:+$ogf_keep:}$ogf_d
+		else
+			case " $UNSAFE_PATH " in *" $ogf_d "*) ;; *) UNSAFE_PATH="$UNSAFE_PATH $ogf_d" ;; esac
+		fi
+	done
+	PATH=$ogf_keep
+}
+
+# Run a command as UID:GID (root only; else as ourselves): a file another user controls is
+# read with that user's rights, so a link to a root-only file gives nothing. 1 when unable.
+ogf_as() {
+	ogf_asu=$1
+	ogf_asg=$2
+	shift 2
+	if [ "$SELF_UID" != 0 ] || [ "$ogf_asu" = 0 ]; then
+		$TMO ${TMO:+10} "$@"
+	elif ogf_have setpriv; then
+		$TMO ${TMO:+10} setpriv --reuid="$ogf_asu" --regid="$ogf_asg" --clear-groups -- "$@"
+	elif ogf_have chroot && chroot --help 2>&1 | grep -q userspec; then
+		$TMO ${TMO:+10} chroot --userspec="$ogf_asu:$ogf_asg" / "$@"
+	else
+		return 1
+	fi
 }
 
 ogf_user_home() { # name -> home, from /etc/passwd
@@ -238,7 +336,7 @@ ogf_container() {
 }
 
 ogf_meta() {
-	echo probe=1
+	echo probe=2
 	ogf_uid=$(ogf_status_field /proc/self/status Uid)
 	[ -z "$ogf_uid" ] && ogf_have id && ogf_uid=$(id -u 2>/dev/null)
 	echo "uid=$ogf_uid"
@@ -252,6 +350,8 @@ ogf_meta() {
 		journalctl ollama curl wget dpkg-query rpm pacman ldconfig timeout python3 sudo; do
 		if [ "$ogf_t" = nvcc ]; then
 			echo "tool.nvcc=$NVCC"
+		elif [ "$ogf_t" = ollama ]; then
+			echo "tool.ollama=$OLLAMA_BIN"
 		else
 			echo "tool.$ogf_t=$(command -v "$ogf_t" 2>/dev/null)"
 		fi
@@ -260,6 +360,12 @@ ogf_meta() {
 		/etc/nv_tegra_release /sys/class/kfd; do
 		[ -e "$ogf_f" ] || echo "absent=$ogf_f"
 	done
+	[ -n "$LS" ] || echo "path=unchecked"
+	for ogf_f in $UNSAFE_PATH; do echo "unsafe-path=$ogf_f"; done
+	for ogf_f in $UNSAFE_BINS; do echo "unsafe-exe=$ogf_f"; done
+	echo "mainpid=$MAINPID"
+	echo "server=${TRUSTED_SERVER:-none}"
+	if [ -n "$API_OK" ]; then echo "api=$API_URL"; else echo "api=skipped"; fi
 }
 
 # ---- PCI, modules --------------------------------------------------------------------------
@@ -418,9 +524,14 @@ ogf_ldconfig() {
 
 # ---- Ollama --------------------------------------------------------------------------------
 
-# The ollama client, talking to the server the service actually listens on.
+# The ollama client, talking to the server the service actually listens on; with no trusted
+# server it talks to nothing (port 0 refuses), so only the client's own version comes back.
 ogf_ollama() {
-	OLLAMA_HOST=$API_URL $TMO ${TMO:+10} "$OLLAMA_BIN" "$@" 2>&1
+	if [ -n "$API_OK" ]; then
+		OLLAMA_HOST=$API_URL $TMO ${TMO:+10} "$OLLAMA_BIN" "$@" 2>&1
+	else
+		OLLAMA_HOST=http://127.0.0.1:0 $TMO ${TMO:+10} "$OLLAMA_BIN" "$@" 2>&1
+	fi
 }
 
 ogf_ollama_libs() {
@@ -435,16 +546,21 @@ ogf_ollama_libs() {
 		ogf_roots="$ogf_roots ${ogf_bd%/*}/lib/ollama $ogf_bd/lib/ollama"
 	done
 	ogf_seen=" "
+	ogf_n=0
 	for ogf_r in $ogf_roots; do
 		case $ogf_seen in *" $ogf_r "*) continue ;; esac
 		ogf_seen="$ogf_seen$ogf_r "
 		[ -d "$ogf_r" ] || continue
 		for ogf_a in "$ogf_r"/*; do
 			[ -e "$ogf_a" ] || [ -L "$ogf_a" ] || continue
+			ogf_n=$((ogf_n + 1))
+			[ "$ogf_n" -gt 4000 ] && return 0 # a listing, not an inventory of the disk
 			printf '%s\n' "$ogf_a"
-			[ -d "$ogf_a" ] || continue
+			[ -d "$ogf_a" ] && [ ! -L "$ogf_a" ] || continue
 			for ogf_c in "$ogf_a"/*; do
 				[ -e "$ogf_c" ] || [ -L "$ogf_c" ] || continue
+				ogf_n=$((ogf_n + 1))
+				[ "$ogf_n" -gt 4000 ] && return 0
 				printf '%s\n' "$ogf_c"
 			done
 			case ${ogf_a##*/} in
@@ -458,26 +574,69 @@ ogf_ollama_libs() {
 	done
 }
 
-# Every running `ollama serve`: pid, user, parent, cgroup, command line, GPU environment.
-# Sets PROC_OUT (the section), PROC_EXES and PROC_HOST (OLLAMA_HOST of the first server).
+# One line, printable ASCII only: a process or file name cannot add lines to a record.
+# With FILE, read it bounded in time (another process's memory can block the read).
+ogf_oneline() {
+	if ogf_have tr; then
+		if [ $# -gt 0 ]; then
+			$TMO ${TMO:+10} tr '\000' ' ' <"$1" 2>/dev/null | tr -c '[:print:]' '?'
+		else
+			tr '\000' ' ' | tr -c '[:print:]' '?'
+		fi
+	else
+		ogf_l=
+		if [ $# -gt 0 ]; then IFS= read -r ogf_l <"$1"; else IFS= read -r ogf_l; fi
+		printf '%s' "$ogf_l"
+	fi 2>/dev/null
+}
+
+# Is this `ollama serve` the service's own? Prints why (mainpid, cgroup, uid) and returns 0,
+# else returns 1. Args: PID UID EXE. Only root, the ollama account, the unit's User= and the
+# prober itself can start a process that a local user cannot; its binary must be root's too.
+ogf_trusted() {
+	if [ -n "$MAINPID" ] && [ "$MAINPID" != 0 ] && [ "$1" = "$MAINPID" ]; then
+		echo mainpid
+		return 0
+	fi
+	if [ -r "/proc/$1/cgroup" ]; then
+		while IFS= read -r ogf_l; do
+			case $ogf_l in
+			*::/system.slice/ollama.service | *:/system.slice/ollama.service)
+				echo cgroup
+				return 0
+				;;
+			esac
+		done <"/proc/$1/cgroup"
+	fi
+	case $2 in
+	0 | "$SELF_UID" | "$OLLAMA_UID" | "$UNIT_UID") ;;
+	*) return 1 ;;
+	esac
+	[ -n "$2" ] || return 1
+	if ogf_ls -L "/proc/$1/exe" && ogf_safe_mode; then
+		echo uid
+		return 0
+	fi
+	return 1
+}
+
+# Every running `ollama serve`: pid, user, parent, trust; for the service's own process also
+# its cgroup, command line, binary and GPU environment. Sets PROC_OUT (the section),
+# PROC_EXES, PROC_HOST (OLLAMA_HOST of the trusted server) and TRUSTED_SERVER (its pid).
 ogf_scan_processes() {
 	PROC_OUT=
 	PROC_EXES=
 	PROC_HOST=
-	ogf_tr=
-	ogf_have tr && ogf_tr=1
+	TRUSTED_SERVER=
+	OLLAMA_UID=$(ogf_user_uid ollama)
+	UNIT_UID=
+	[ -n "$UNIT_USER" ] && UNIT_UID=$(ogf_user_uid "$UNIT_USER")
 	for ogf_p in /proc/[0-9]*; do
 		[ -r "$ogf_p/comm" ] || continue
 		ogf_comm=
 		read -r ogf_comm <"$ogf_p/comm" 2>/dev/null
 		case $ogf_comm in ollama*) ;; *) continue ;; esac
-		if [ -n "$ogf_tr" ]; then
-			# reading another process's memory can block (mmap lock): bounded
-			ogf_cl=$($TMO ${TMO:+10} tr '\000' ' ' <"$ogf_p/cmdline" 2>/dev/null)
-		else
-			ogf_cl=
-			read -r ogf_cl <"$ogf_p/cmdline" 2>/dev/null
-		fi
+		ogf_cl=$(ogf_oneline "$ogf_p/cmdline")
 		case $ogf_cl in *runner*) continue ;; *serve*) ;; *) continue ;; esac
 		ogf_pid=${ogf_p##*/}
 		ogf_uid=$(ogf_status_field "$ogf_p/status" Uid)
@@ -488,6 +647,16 @@ ogf_scan_processes() {
 user=$(ogf_user_name "$ogf_uid")
 ppid=$ogf_ppid
 parent=$ogf_parent"
+		if ! ogf_why=$(ogf_trusted "$ogf_pid" "$ogf_uid"); then
+			# another user's process: reported, never believed (not its environment, not
+			# its address, not its files)
+			ogf_rec="$ogf_rec
+cmdline=$(printf '%.200s' "$ogf_cl")
+trusted=no"
+			PROC_OUT="${PROC_OUT:+$PROC_OUT
+}$ogf_rec"
+			continue
+		fi
 		if [ -r "$ogf_p/cgroup" ]; then
 			while IFS= read -r ogf_l; do
 				ogf_rec="$ogf_rec
@@ -495,28 +664,30 @@ cgroup=$ogf_l"
 			done <"$ogf_p/cgroup"
 		fi
 		ogf_rec="$ogf_rec
-cmdline=${ogf_cl% }"
+cmdline=${ogf_cl% }
+trusted=yes
+trust=$ogf_why"
 		if ogf_have readlink; then
-			ogf_exe=$($TMO ${TMO:+10} readlink "$ogf_p/exe" 2>/dev/null)
+			ogf_exe=$($TMO ${TMO:+10} readlink "$ogf_p/exe" 2>/dev/null | ogf_oneline)
 			if [ -n "$ogf_exe" ]; then
 				ogf_rec="$ogf_rec
 exe=$ogf_exe"
 				PROC_EXES="$PROC_EXES $ogf_exe"
 			fi
 		fi
-		if [ -n "$ogf_tr" ] && [ -r "$ogf_p/environ" ]; then
-			ogf_env=$($TMO ${TMO:+10} tr '\000' '\n' <"$ogf_p/environ" 2>/dev/null | while IFS= read -r ogf_l; do
+		if ogf_have tr && [ -r "$ogf_p/environ" ]; then
+			ogf_env=$($TMO ${TMO:+10} tr '\n\000' '?\n' <"$ogf_p/environ" 2>/dev/null | while IFS= read -r ogf_l; do
 				case $ogf_l in
 				CUDA_*=* | NVIDIA_*=* | HIP_*=* | ROCR_*=* | HSA_*=* | GPU_DEVICE_ORDINAL=* | \
 					GGML_*=* | OLLAMA_*=* | LD_LIBRARY_PATH=* | JETSON_JETPACK=*)
-					printf 'env %s\n' "$ogf_l"
+					printf 'env %.4096s\n' "$ogf_l"
 					;;
 				esac
 			done)
 			if [ -n "$ogf_env" ]; then
 				ogf_rec="$ogf_rec
 $ogf_env"
-				if [ -z "$PROC_HOST" ]; then
+				if [ -z "$TRUSTED_SERVER" ]; then
 					case "
 $ogf_env" in
 					*"
@@ -529,40 +700,41 @@ env OLLAMA_HOST="*)
 				fi
 			fi
 		fi
-		if [ -n "$PROC_OUT" ]; then
-			PROC_OUT="$PROC_OUT
-$ogf_rec"
-		else
-			PROC_OUT=$ogf_rec
-		fi
+		[ -n "$TRUSTED_SERVER" ] || TRUSTED_SERVER=$ogf_pid
+		PROC_OUT="${PROC_OUT:+$PROC_OUT
+}$ogf_rec"
 	done
 }
 
 # systemctl cat / show for ollama. Without a running systemd, the unit files themselves in
-# `systemctl cat` layout. Sets UNIT_CAT, UNIT_SHOW, UNIT_USER, UNIT_HOST.
+# `systemctl cat` layout. Sets UNIT_CAT, UNIT_SHOW, UNIT_USER, UNIT_HOST, MAINPID.
 ogf_scan_unit() {
 	UNIT_CAT=
 	UNIT_SHOW=
 	UNIT_USER=
 	UNIT_HOST=
+	MAINPID=
 	if [ -d /run/systemd/system ] && ogf_have systemctl; then
 		UNIT_CAT=$(ogf_run2 systemctl --no-pager cat ollama)
 		UNIT_SHOW=$(ogf_run2 systemctl --no-pager show ollama -p \
-			ActiveState,SubState,User,Group,Environment,DropInPaths,FragmentPath,ExecStart,NeedDaemonReload,LoadState)
+			ActiveState,SubState,User,Group,Environment,DropInPaths,FragmentPath,ExecStart,NeedDaemonReload,LoadState,MainPID,EnvironmentFiles)
 	else
 		UNIT_CAT=$(ogf_unit_files)
 	fi
-	ogf_l=$(printf '%s\n' "$UNIT_SHOW" | while IFS= read -r ogf_x; do
-		case $ogf_x in User=*) printf '%s\n' "${ogf_x#User=}" ;; esac
-	done)
-	UNIT_USER=$ogf_l
+	UNIT_USER=$(printf '%s\n' "$UNIT_SHOW" | ogf_key User | ogf_last)
 	if [ -z "$UNIT_USER" ] && [ -n "$UNIT_CAT" ]; then
-		UNIT_USER=$(printf '%s\n' "$UNIT_CAT" | while IFS= read -r ogf_x; do
-			case $ogf_x in User=*) printf '%s\n' "${ogf_x#User=}" ;; esac
-		done | ogf_last)
+		UNIT_USER=$(printf '%s\n' "$UNIT_CAT" | ogf_key User | ogf_last)
 	fi
+	MAINPID=$(printf '%s\n' "$UNIT_SHOW" | ogf_key MainPID | ogf_last)
+	case $MAINPID in '' | *[!0-9]*) MAINPID= ;; esac
 	# OLLAMA_HOST from Environment= (show) or Environment="OLLAMA_HOST=..." lines (cat)
 	UNIT_HOST=$(printf '%s\n%s\n' "$UNIT_SHOW" "$UNIT_CAT" | ogf_env_host)
+}
+
+ogf_key() { # KEY: the values of KEY= lines
+	while IFS= read -r ogf_x; do
+		case $ogf_x in "$1="*) printf '%s\n' "${ogf_x#"$1"=}" ;; esac
+	done
 }
 
 # Lines of unit text in, the value of the last OLLAMA_HOST= set outside a comment out.
@@ -608,8 +780,11 @@ ogf_unit_files() {
 }
 
 # Where the API listens, as Ollama's envconfig.Host() reads OLLAMA_HOST; never 0.0.0.0.
-# Sets API_URL (scheme://host:port, also the ollama client's OLLAMA_HOST) and API_HOSTPORT.
+# Sets API_URL (scheme://host:port, also the ollama client's OLLAMA_HOST), API_HOSTPORT and
+# API_OK (set only when the service's own process runs: another user could be listening).
 ogf_api_host() {
+	API_OK=
+	[ -n "$TRUSTED_SERVER" ] && API_OK=1
 	ogf_h=$PROC_HOST
 	[ -z "$ogf_h" ] && ogf_h=$UNIT_HOST
 	ogf_h=${ogf_h#\"}
@@ -630,6 +805,7 @@ ogf_api_host() {
 		;;
 	esac
 	ogf_h=${ogf_h%%/*}
+	ogf_h=${ogf_h##*@}
 	case $ogf_h in
 	\[*\]:*)
 		ogf_port=${ogf_h##*:}
@@ -646,6 +822,7 @@ ogf_api_host() {
 	'' | 0.0.0.0) ogf_h=127.0.0.1 ;;
 	'[::]' | '[::0]') ogf_h='[::1]' ;;
 	esac
+	case $ogf_h in *[!A-Za-z0-9.:\[\]_-]*) ogf_h=127.0.0.1 ;; esac
 	case $ogf_port in '' | *[!0-9]*) ogf_port=11434 ;; esac
 	API_HOSTPORT="$ogf_h:$ogf_port"
 	API_URL="$ogf_scheme://$API_HOSTPORT"
@@ -654,7 +831,7 @@ ogf_api_host() {
 ogf_api_ps() {
 	ogf_body=
 	if ogf_have curl; then
-		ogf_body=$($TMO ${TMO:+3} curl -s -m 3 "$API_URL/api/ps" 2>/dev/null)
+		ogf_body=$($TMO ${TMO:+3} curl -s -m 3 --max-filesize 1048576 "$API_URL/api/ps" 2>/dev/null)
 	elif ogf_have wget; then
 		ogf_body=$($TMO ${TMO:+3} wget -q -T 3 -O - "$API_URL/api/ps" 2>/dev/null)
 	fi
@@ -664,23 +841,29 @@ ogf_api_ps() {
 
 ogf_serve_log() {
 	if [ -d /run/systemd/system ] && ogf_have journalctl; then
-		ogf_sec ollama-serve.log ogf_run2 journalctl -u ollama -b --no-pager -o short-iso -n 3000
+		# journald's _SYSTEMD_UNIT match: no other user can write into this unit's log
+		ogf_sec ollama-serve.log ogf_journal
 		return 0
 	fi
+	# without systemd: the ollama account's own server.log, read as that account
 	ogf_home=$(ogf_user_home ollama)
-	for ogf_f in "${ogf_home:-/usr/share/ollama}/.ollama/logs/server.log" \
-		/usr/share/ollama/.ollama/logs/server.log; do
-		if [ -r "$ogf_f" ] && ogf_have tail; then
-			ogf_sec ollama-serve.log ogf_run tail -n 3000 "$ogf_f"
-			return 0
-		fi
-	done
+	ogf_f="${ogf_home:-/usr/share/ollama}/.ollama/logs/server.log"
+	ogf_ls "" "$ogf_f" || return 0
+	ogf_sec ollama-serve.log ogf_as "$LS_UID" "$LS_GID" sh -c "$OGF_TAIL_SH" ogf "$ogf_f"
 	return 0
+}
+
+ogf_journal() {
+	ogf_run2 journalctl -u ollama -b --no-pager -o short-iso -n 3000 | ogf_tail_bytes
+}
+
+ogf_tail_bytes() { # the last 4 MiB of stdin
+	if ogf_have tail; then tail -c 4194304; else ogf_rd /dev/stdin; fi
 }
 
 ogf_dmesg() {
 	ogf_have dmesg || return 0
-	ogf_dm=$(ogf_run dmesg) || return 0
+	ogf_dm=$(ogf_run dmesg | ogf_tail_bytes) || return 0
 	[ -n "$ogf_dm" ] || return 0
 	ogf_sec dmesg.txt ogf_dmesg_filter
 }
@@ -695,26 +878,43 @@ ogf_dmesg_filter() {
 	done | ogf_tail 200
 }
 
+# Scripts run in a child shell, as the owner of the files they read (ogf_as). Both read only
+# a regular file that is not a link, and at most a bounded number of bytes of it.
+# shellcheck disable=SC2016 # expanded by the child shell
+OGF_TAIL_SH='f=$1; [ -f "$f" ] && [ ! -L "$f" ] || exit 0
+tail -c 4194304 -- "$f" 2>/dev/null | tail -n 3000'
+# shellcheck disable=SC2016 # expanded by the child shell
+OGF_PROFILE_SH='for f in "$@"; do
+	[ -f "$f" ] && [ ! -L "$f" ] && [ -r "$f" ] || continue
+	head -c 65536 -- "$f" 2>/dev/null | while IFS= read -r l || [ -n "$l" ]; do
+		t=${l#"${l%%[! 	]*}"}
+		case $t in
+		"#"*) continue ;;
+		*HSA_OVERRIDE_GFX_VERSION*=* | *OLLAMA_*=* | *CUDA_VISIBLE_DEVICES=* | \
+			*HIP_VISIBLE_DEVICES=* | *ROCR_VISIBLE_DEVICES=* | *GGML_VK_VISIBLE_DEVICES=* | \
+			*LD_LIBRARY_PATH=*)
+			printf "%s:%.4096s\n" "$f" "$l"
+			;;
+		esac
+	done
+done'
+
 ogf_shell_env() {
-	set -- /etc/environment /etc/profile /etc/profile.d/*.sh /etc/bash.bashrc
-	for ogf_home in /root /home/*; do
-		set -- "$@" "$ogf_home/.bashrc" "$ogf_home/.profile" "$ogf_home/.bash_profile" \
-			"$ogf_home/.zshrc"
+	[ -n "$HEAD" ] || return 0 # no way to bound a read
+	# root's and the system's own files
+	ogf_as 0 0 sh -c "$OGF_PROFILE_SH" ogf /etc/environment /etc/profile /etc/profile.d/*.sh \
+		/etc/bash.bashrc /root/.bashrc /root/.profile /root/.bash_profile /root/.zshrc
+	# every other user's, read as that user
+	ogf_n=0
+	for ogf_home in /home/*; do
+		[ -d "$ogf_home" ] && [ ! -L "$ogf_home" ] || continue
+		ogf_n=$((ogf_n + 1))
+		[ "$ogf_n" -gt 200 ] && break
+		ogf_ls "" "$ogf_home" || continue
+		ogf_as "$LS_UID" "$LS_GID" sh -c "$OGF_PROFILE_SH" ogf "$ogf_home/.bashrc" \
+			"$ogf_home/.profile" "$ogf_home/.bash_profile" "$ogf_home/.zshrc"
 	done
-	for ogf_f in "$@"; do
-		[ -f "$ogf_f" ] && [ -r "$ogf_f" ] || continue
-		while IFS= read -r ogf_l || [ -n "$ogf_l" ]; do
-			ogf_t=${ogf_l#"${ogf_l%%[! 	]*}"}
-			case $ogf_t in
-			'#'*) continue ;;
-			*HSA_OVERRIDE_GFX_VERSION*=* | *OLLAMA_*=* | *CUDA_VISIBLE_DEVICES=* | \
-				*HIP_VISIBLE_DEVICES=* | *ROCR_VISIBLE_DEVICES=* | *GGML_VK_VISIBLE_DEVICES=* | \
-				*LD_LIBRARY_PATH=*)
-				printf '%s:%s\n' "$ogf_f" "$ogf_l"
-				;;
-			esac
-		done <"$ogf_f"
-	done
+	return 0
 }
 
 # ---- output: always valid UTF-8 (pyinfra decodes strictly), always exit 0 --------------------

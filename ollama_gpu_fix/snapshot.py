@@ -294,7 +294,11 @@ class SystemdUnit:
 
 @dataclass
 class OllamaProcess:
-    """The running `ollama serve` process as seen in /proc."""
+    """A running `ollama serve` process as seen in /proc.
+
+    `trusted` says whether it is the service's own (its unit's main PID or cgroup, or a
+    process of root, the ollama account or the unit's User= running a binary only root can
+    write); only a trusted process's environment and address are taken as the server's."""
 
     pid: int | None = None
     user: str | None = None
@@ -302,6 +306,8 @@ class OllamaProcess:
     parent: str | None = None  # parent's comm: systemd, bash, docker-init, ...
     under_systemd: bool | None = None  # cgroup is ollama.service
     environment: dict[str, str] = field(default_factory=dict)  # GPU-relevant variables only
+    trusted: bool | None = None  # None: a bundle from before the probe said (pasted)
+    trust: str | None = None  # mainpid, cgroup, uid
     raw: list[Line] = field(default_factory=list)
 
 
@@ -423,7 +429,8 @@ class Snapshot:
     ollama_version: OllamaVersion | None = None
     ollama_libs: OllamaLibs | None = None
     unit: SystemdUnit | None = None
-    process: OllamaProcess | None = None
+    process: OllamaProcess | None = None  # the server: the service's own process
+    foreign_processes: list[OllamaProcess] | None = None  # `ollama serve` of other users
     shell_env: list[ShellEnvAssignment] | None = None
     loaded_models: list[LoadedModel] | None = None  # api-ps.json, else `ollama ps`
     log: OllamaLog | None = None

@@ -51,6 +51,7 @@ PARSERS: dict[str, Callable[[Mapping[str, str]], Any]] = {
     "ollama_libs": ollama.parse_libs,
     "unit": systemd.parse,
     "process": ollama.parse_process,
+    "foreign_processes": ollama.parse_foreign_processes,
     "shell_env": ollama.parse_shell_env,
     "loaded_models": ollama.parse_loaded_models,
     "log": ollama_log.parse,

@@ -15,10 +15,9 @@ from ollama_gpu_fix.parsers.kernel import section_lines
 from ollama_gpu_fix.snapshot import CudaInstall, CudaToolkit, Line
 
 _NVCC = re.compile(r"release (\d+\.\d+)|\bV(\d+\.\d+)\.\d+")
-_NVCC_PATH = re.compile(r"(/\S*/nvcc)\b")
 _DIR = re.compile(r"^dir\s+(/\S+)(?:\s+(\S+))?")
 _LDCONF = re.compile(r"^ldconf\s+(\S+)\s+(.+)$")
-_CUDA_PATH = re.compile(r"(/[\w./-]*?/cuda(?:-(\d+\.\d+))?)(?=/|\s|$)")
+_CUDA_IN_TOKEN = re.compile(r"/cuda(?:-(\d+\.\d+))?(?=/|$)")
 _DPKG = re.compile(r"^(?P<st>[uihrp][nicuhfwt]R?)\s+(?P<name>[a-z0-9][a-z0-9+.:-]+)\s+(?P<ver>\S+)")
 _RPM = re.compile(
     r"^(?P<name>[A-Za-z0-9_.+-]+?)-(?P<ver>\d[\w.+~^]*-[\w.+~^]+?)\.(?:x86_64|aarch64|noarch|i686|ppc64le)$"
@@ -93,9 +92,9 @@ def parse(sections: Mapping[str, str]) -> CudaInstall | None:
         if match and cuda.nvcc_version is None:
             cuda.nvcc_version = match.group(1) or match.group(2)
             cuda.raw.append(line)
-        path = _NVCC_PATH.search(text)
+        path = _nvcc_path(text)
         if path and cuda.nvcc_path is None:
-            cuda.nvcc_path = path.group(1)
+            cuda.nvcc_path = path
             cuda.raw.append(line)
     if cuda.nvcc_version and cuda.nvcc_path is None:
         for _, text in section_lines(sections, "probe-meta.txt"):
@@ -121,11 +120,10 @@ def parse(sections: Mapping[str, str]) -> CudaInstall | None:
             continue
         if package_line(text):
             continue
-        for path_match in _CUDA_PATH.finditer(text):  # pasted `ls -d /usr/local/cuda*`, etc.
-            path = path_match.group(1)
+        for path, version in _cuda_paths(text):  # pasted `ls -d /usr/local/cuda*`, etc.
             if path not in seen_paths and path.startswith(("/usr/local/", "/opt/")):
                 seen_paths.add(path)
-                cuda.toolkits.append(CudaToolkit(version=path_match.group(2), path=path, raw=line))
+                cuda.toolkits.append(CudaToolkit(version=version, path=path, raw=line))
                 cuda.raw.append(line)
 
     found, lines = _packages(sections)
@@ -136,6 +134,29 @@ def parse(sections: Mapping[str, str]) -> CudaInstall | None:
         if toolkit:
             cuda.toolkits.append(toolkit)
     return cuda
+
+
+def _nvcc_path(text: str) -> str | None:
+    """The first /path/to/nvcc in a line (word by word: linear)."""
+    for token in text.split():
+        end = token.find("/nvcc")
+        if token.startswith("/") and end > 0:
+            after = token[end + 5 : end + 6]
+            if not (after.isalnum() or after == "_"):
+                return token[: end + 5]
+    return None
+
+
+def _cuda_paths(text: str) -> list[tuple[str, str | None]]:
+    """(/…/cuda[-X.Y], X.Y) for each word that names a CUDA directory (word by word: linear)."""
+    found = []
+    for token in text.split():
+        if not token.startswith("/"):
+            continue
+        match = _CUDA_IN_TOKEN.search(token)
+        if match:
+            found.append((token[: match.end()], match.group(1)))
+    return found
 
 
 def _path_version(path: str) -> str | None:

@@ -88,12 +88,46 @@ def parse_dev_nodes(sections: Mapping[str, str]) -> list[DevNode] | None:
 
 # ---- ldconfig -p and the probe's `file PATH` lines ------------------------------------------
 
-_LDCONFIG = re.compile(r"^(?P<soname>\S+\.so\S*)\s+\((?P<flags>[^)]*)\)\s+=>\s+(?P<path>\S+)")
 _FILE = re.compile(r"^file\s+(?P<path>/\S+)\s*$")
-_FILE_OUTPUT = re.compile(r"^(?P<path>/\S+\.so[^\s:]*):\s+(?P<desc>.+)$")
-_LIB_PATH = re.compile(
-    r"(/\S*/(lib(?:cuda|cudart|nvidia-ml|amdhip64|amd_comgr|vulkan)\S*\.so[^\s:]*))"
+_LIB_IN_TOKEN = re.compile(
+    r"/(lib(?:cuda|cudart|nvidia-ml|amdhip64|amd_comgr|vulkan)[^/\s:]{0,64}\.so[^\s:/]*)"
 )
+
+
+def _ldconfig_line(text: str) -> tuple[str, str | None, str] | None:
+    """`libcuda.so.1 (libc6,x86-64) => /usr/lib/.../libcuda.so.1` -> (soname, arch, path)."""
+    soname, _, rest = text.partition(" ")
+    rest = rest.lstrip()
+    if ".so" not in soname or not rest.startswith("("):
+        return None
+    close = rest.find(")")
+    arrow = rest.find("=>", close)
+    if close < 0 or arrow < 0:
+        return None
+    path = rest[arrow + 2 :].split()
+    if not path:
+        return None
+    flags = rest[1:close].split(",")
+    return soname, (flags[1].strip() if len(flags) > 1 else None), path[0]
+
+
+def _file_output(text: str) -> tuple[str, str] | None:
+    """`/path/libcuda.so.1: ELF 64-bit ...` (file(1) output) -> (path, description)."""
+    path, sep, desc = text.partition(": ")
+    if sep and path.startswith("/") and ".so" in path and not any(c.isspace() for c in path):
+        return path, desc
+    return None
+
+
+def _lib_paths(text: str) -> list[str]:
+    """GPU library paths named in a line (word by word: linear)."""
+    found = []
+    for token in text.split():
+        start = token.find("/")
+        match = _LIB_IN_TOKEN.search(token, start) if start >= 0 else None
+        if match:
+            found.append(token[start : match.end()])
+    return found
 
 
 def _arch(text: str) -> str | None:
@@ -121,23 +155,22 @@ def parse_ldconfig(sections: Mapping[str, str]) -> list[SharedLib] | None:
             lib.arch = arch
 
     for line, text in section_lines(sections, "ldconfig.txt"):
-        match = _LDCONFIG.match(text)
-        if match:
-            flags = match.group("flags").split(",")
-            arch = flags[1].strip() if len(flags) > 1 else None
-            add(match.group("path"), arch, line)
-            libs[match.group("path")].soname = match.group("soname")
+        entry = _ldconfig_line(text)
+        if entry:
+            soname, arch, path = entry
+            add(path, arch, line)
+            libs[path].soname = soname
             continue
         match = _FILE.match(text)
         if match:
             add(match.group("path"), None, line)
             continue
-        match = _FILE_OUTPUT.match(text)
-        if match:
-            add(match.group("path"), _arch(match.group("desc")), line)
+        described = _file_output(text)
+        if described:
+            add(described[0], _arch(described[1]), line)
             continue
-        for found in _LIB_PATH.finditer(text):  # `ls -l /usr/lib/wsl/lib/libcuda*` and such
-            add(found.group(1), None, line)
+        for path in _lib_paths(text):  # `ls -l /usr/lib/wsl/lib/libcuda*` and such
+            add(path, None, line)
     return list(libs.values())
 
 

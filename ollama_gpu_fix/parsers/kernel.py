@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Literal
 
+from ollama_gpu_fix.parsers.log_lines import MAX_LINE
 from ollama_gpu_fix.snapshot import KernelModule, KernelVersion, Line
 
 # ---- shared text helpers (used by the other parsers of this package) -------------------------
@@ -34,13 +35,15 @@ def strip_prefix(text: str) -> str:
 
 
 def section_lines(sections: Mapping[str, str], name: str) -> list[tuple[Line, str]]:
-    """(evidence line, cleaned text) for every line of one bundle file; [] when absent."""
+    """(evidence line, cleaned text) for every line of one bundle file; [] when absent.
+
+    Lines are cut at MAX_LINE: no tool writes longer ones, and every parser stays cheap."""
     text = sections.get(name)
     if not isinstance(text, str):
         return []
     out = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        raw = raw.rstrip()
+        raw = raw[:MAX_LINE].rstrip()
         if raw:
             out.append((Line(name, raw), strip_prefix(raw).strip()))
     return out

@@ -22,7 +22,8 @@ _SMI_ERRORS = re.compile(
     r"NVIDIA-SMI has failed|Failed to initialize NVML|No devices were found"
     r"|couldn't communicate with the NVIDIA driver|Unable to determine the device handle"
     r"|nvidia-smi: (?:command )?not found|command not found: nvidia-smi"
-    r"|couldn't find libnvidia-ml|Unknown Error|NVML: .*(?:mismatch|Insufficient)",
+    r"|couldn't find libnvidia-ml|Unknown Error"
+    r"|NVML: (?:Driver/library version mismatch|Insufficient Permissions)",
     re.I,
 )
 _BUS = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
@@ -75,7 +76,11 @@ def _int(value: str) -> int | None:
 
 
 def _header_key(cell: str) -> str:
-    return re.sub(r"\s*\[.*?\]\s*$", "", cell.strip()).lower()
+    """`memory.total [MiB]` -> `memory.total` (the unit in brackets dropped)."""
+    cell = cell.strip()
+    if cell.endswith("]") and "[" in cell:
+        cell = cell[: cell.rfind("[")].rstrip()
+    return cell.lower()
 
 
 def _csv_rows(text: str) -> list[list[str]]:

@@ -102,21 +102,20 @@ def parse_libs(sections: Mapping[str, str]) -> OllamaLibs | None:
 # ---- the running server --------------------------------------------------------------------
 
 
-def parse_process(sections: Mapping[str, str]) -> OllamaProcess | None:
-    """The first `ollama serve` record (records start at `pid=`); all lines stay in raw."""
-    if "ollama-process.txt" not in sections:
-        return None
-    proc = OllamaProcess()
-    records = 0
+def _process_records(sections: Mapping[str, str]) -> list[OllamaProcess]:
+    """Every `ollama serve` record (records start at `pid=`)."""
+    records: list[OllamaProcess] = []
+    proc: OllamaProcess | None = None
     for line, text in section_lines(sections, "ollama-process.txt"):
         key, sep, value = text.partition("=")
         if text.startswith("env "):
             key, sep = "env", " "
         if key == "pid" and sep:
-            records += 1
-        proc.raw.append(line)
-        if records > 1:
+            proc = OllamaProcess()
+            records.append(proc)
+        if proc is None:
             continue
+        proc.raw.append(line)
         if key == "pid":
             proc.pid = first_int(value)
         elif key == "user":
@@ -125,14 +124,36 @@ def parse_process(sections: Mapping[str, str]) -> OllamaProcess | None:
             proc.parent = value.strip() or None
         elif key == "cmdline":
             proc.cmdline = value.strip() or None
+        elif key == "trusted":
+            proc.trusted = value.strip() == "yes"
+        elif key == "trust":
+            proc.trust = value.strip() or None
         elif key == "cgroup":
-            in_unit = "ollama.service" in value
+            in_unit = value.rstrip().endswith("/system.slice/ollama.service")
             proc.under_systemd = in_unit or bool(proc.under_systemd)
         elif key == "env":
             name, eq, val = text[4:].partition("=")
             if eq and name.strip():
                 proc.environment[name.strip()] = val
-    return proc
+    return records
+
+
+def parse_process(sections: Mapping[str, str]) -> OllamaProcess | None:
+    """The server: the first record the probe trusted (a pasted record, without a trust line,
+    is taken as the user gave it); None when no trusted server runs."""
+    if "ollama-process.txt" not in sections:
+        return None
+    for proc in _process_records(sections):
+        if proc.trusted is not False:
+            return proc
+    return OllamaProcess()
+
+
+def parse_foreign_processes(sections: Mapping[str, str]) -> list[OllamaProcess] | None:
+    """`ollama serve` processes of other users: reported, never believed."""
+    if "ollama-process.txt" not in sections:
+        return None
+    return [p for p in _process_records(sections) if p.trusted is False]
 
 
 _SHELL_VARS = re.compile(

@@ -19,7 +19,7 @@ _GFX = re.compile(r"\bgfx[0-9a-f]{3,4}\b")
 _AGENT = re.compile(r"^\*+\s*$|^Agent\s+\d+\s*$")
 _ERRORS = re.compile(
     r"Unable to open /dev/kfd|ROCk module is NOT loaded|HSA_STATUS_ERROR|hsa api call failure"
-    r"|Permission denied|command not found|No such file|not member of .*render|Failed to get"
+    r"|Permission denied|command not found|No such file|not member of|Failed to get"
     r"|Driver not initialized|amdgpu not found|ERROR",
     re.I,
 )

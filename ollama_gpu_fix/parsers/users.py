@@ -15,9 +15,9 @@ from ollama_gpu_fix.parsers.kernel import section_lines
 from ollama_gpu_fix.snapshot import UserIds
 
 _ID = re.compile(
-    r"uid=(?P<uid>\d+)(?:\((?P<user>[^)]*)\))?\s+gid=(?P<gid>\d+)(?:\([^)]*\))?(?P<rest>.*)$"
+    r"uid=(?P<uid>\d+)(?:\((?P<user>[^)]{0,64})\))?\s+gid=(?P<gid>\d+)(?:\([^)]{0,64}\))?(?P<rest>.*)$"
 )
-_GROUP = re.compile(r"(\d+)(?:\(([^)]*)\))?")
+_GROUP = re.compile(r"(\d+)(?:\(([^)]{0,64})\))?")
 _NO_USER = re.compile(r"^id:\s*['‘’\"„“«]?(?P<user>[^'‘’\"“”»:]+)['‘’\"“”»]?:\s*(?P<msg>.+)$")
 _GROUPS_CMD = re.compile(r"^(?P<user>[\w.@-]+)\s+:\s+(?P<groups>[\w.@ -]+)$")  # `groups ollama`
 

@@ -56,16 +56,25 @@ def not_running(ctx: Context) -> Iterator[Finding]:
     version = s.ollama_version
     if version and version.server_reachable is False:
         evidence += [r for r in version.raw if "could not connect" in r.text.lower()]
-    if evidence and not ctx.tool_absent("ollama"):
-        yield Finding(
-            "ollama-not-running",
-            "error",
-            "Ollama is installed but its server is not running or not reachable.",
-            evidence,
-            Remedy(
-                "start-service", "Enable and start ollama.service; read its last log lines.", True
-            ),
+    foreign = s.foreign_processes or []
+    if not evidence or ctx.tool_absent("ollama"):
+        return
+    summary = "Ollama is installed but its server is not running or not reachable."
+    if foreign:
+        # another user's `ollama serve`: its settings and answers are not the service's
+        users = ", ".join(sorted({p.user or "?" for p in foreign}))
+        summary += (
+            f" An `ollama serve` of another user ({users}) runs outside the service; this"
+            " tool does not trust its environment or its API."
         )
+        evidence += [ln for p in foreign for ln in p.raw if ln.text.startswith(("pid=", "user="))]
+    yield Finding(
+        "ollama-not-running",
+        "error",
+        summary,
+        evidence,
+        Remedy("start-service", "Enable and start ollama.service; read its last log lines.", True),
+    )
 
 
 def env_forces_cpu(ctx: Context) -> Iterator[Finding]:

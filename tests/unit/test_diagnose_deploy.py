@@ -97,7 +97,7 @@ def test_diagnose_runs_exactly_one_remote_command(tmp_path: Path) -> None:
     assert len(host_calls) == 1, host_calls
     assert len(connector_calls) == 1, connector_calls  # nothing bypasses Host
     assert host_calls[0]["method"] == "run_shell_command"
-    assert "ollama-gpu-fix probe v1" in host_calls[0]["arg"]
+    assert "ollama-gpu-fix probe v2" in host_calls[0]["arg"]
 
 
 def test_diagnose_without_yes_still_one_command(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_diagnose_over_ssh_runs_exactly_one_remote_command(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr
     host_calls = [c for c in calls if c["layer"] == "host"]
     assert len(host_calls) == 1, host_calls
-    assert "ollama-gpu-fix probe v1" in host_calls[0]["arg"]
+    assert "ollama-gpu-fix probe v2" in host_calls[0]["arg"]
     assert f"== {host} ==" in proc.stderr
     assert json.loads((tmp_path / f"{host}.json").read_text())["host"] == host
 

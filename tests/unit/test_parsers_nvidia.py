@@ -148,7 +148,7 @@ def test_nvcc_version_and_path() -> None:
     assert pasted is not None and pasted.nvcc_version == "11.8"
     assert pasted.nvcc_path == "/usr/local/cuda-11.8/bin/nvcc"
     sections = sample("nvcc-version.txt", "cuda-12.4.txt")
-    sections["probe-meta.txt"] = "probe=1\ntool.nvcc=/usr/local/cuda/bin/nvcc\n"
+    sections["probe-meta.txt"] = "probe=2\ntool.nvcc=/usr/local/cuda/bin/nvcc\n"
     with_meta = cuda.parse(sections)
     assert with_meta is not None and with_meta.nvcc_path == "/usr/local/cuda/bin/nvcc"
 

@@ -71,7 +71,28 @@ def test_process_first_record() -> None:
         "OLLAMA_HOST": "0.0.0.0:11434",
         "HSA_OVERRIDE_GFX_VERSION": "10.3.0",
     }
-    assert any(line.text == "pid=1180" for line in proc.raw)  # the other record stays as evidence
+    assert all(line.text != "pid=1180" for line in proc.raw)  # one record per process
+
+
+def test_only_a_trusted_process_is_the_server() -> None:
+    text = (
+        "pid=4242\nuser=mallory\nparent=bash\ncmdline=ollama serve\ntrusted=no\n"
+        "pid=1180\nuser=ollama\nparent=systemd\ncgroup=0::/system.slice/ollama.service\n"
+        "cmdline=/usr/local/bin/ollama serve\ntrusted=yes\ntrust=mainpid\n"
+        "env CUDA_VISIBLE_DEVICES=0\n"
+    )
+    sections = {"ollama-process.txt": text}
+    proc = ollama.parse_process(sections)
+    assert proc is not None and (proc.pid, proc.trusted, proc.trust) == (1180, True, "mainpid")
+    assert proc.environment == {"CUDA_VISIBLE_DEVICES": "0"}
+    foreign = ollama.parse_foreign_processes(sections)
+    assert [(p.pid, p.user, p.trusted) for p in foreign or []] == [(4242, "mallory", False)]
+
+
+def test_no_trusted_process_means_no_server() -> None:
+    sections = {"ollama-process.txt": "pid=4242\nuser=mallory\ncmdline=ollama serve\ntrusted=no\n"}
+    proc = ollama.parse_process(sections)
+    assert proc is not None and proc.pid is None and proc.environment == {}
 
 
 def test_process_under_systemd() -> None:

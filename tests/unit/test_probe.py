@@ -111,7 +111,7 @@ def test_probe_exits_0_and_prints_valid_sections(shell: list[str]) -> None:
     for name in ("probe-meta.txt", "proc-version.txt", "pci-devices.txt", "shell-env.txt"):
         assert name in sections
     m = meta(sections)
-    assert m["probe"] == ["1"]
+    assert m["probe"] == ["2"]
     assert m["systemd"][0] in ("yes", "no")
     assert set(TOOLS) <= {k.removeprefix("tool.") for k in m if k.startswith("tool.")}
     assert re.fullmatch(r"\d+", m["uid"][0])

@@ -26,7 +26,7 @@ def test_collect_writes_a_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert out == f"{target}: {len(files)} files"
     assert "probe-meta.txt" in files
     assert set(files) <= set(SECTIONS)
-    assert read_bundle(target).sections["probe-meta.txt"].startswith("probe=1\n")
+    assert read_bundle(target).sections["probe-meta.txt"].startswith("probe=2\n")
 
 
 def test_collect_default_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,7 @@ def test_command_is_the_script_and_defaults_are_empty() -> None:
 
 
 def test_process_is_split_stream() -> None:
-    lines = ["noise", "ogf-probe v1 nonce=abc123", "--ogf-abc123-- os-release.txt", "ID=debian"]
+    lines = ["noise", "ogf-probe v2 nonce=abc123", "--ogf-abc123-- os-release.txt", "ID=debian"]
     assert OllamaGpuProbe().process(lines) == {"os-release.txt": "ID=debian\n"}
     assert OllamaGpuProbe().process(["garbage"]) == {}
 
@@ -33,7 +33,7 @@ def test_pyinfra_rendered_command_runs_the_probe() -> None:
     proc = subprocess.run(rendered, shell=True, capture_output=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     sections = split_stream(proc.stdout.decode("utf-8").splitlines())
-    assert sections["probe-meta.txt"].startswith("probe=1\n")
+    assert sections["probe-meta.txt"].startswith("probe=2\n")
 
 
 def test_pyinfra_rendered_command_with_env_and_chdir() -> None:

@@ -36,7 +36,7 @@ QUERY_P40 = (
     "0, Tesla P40, 535.183.01, 24576 MiB, 0 MiB, 6.1, 00000000:01:00.0, GPU-1\n"
 )
 META_NATIVE = (
-    "probe=1\nuid=0\narch=x86_64\nsystemd=yes\ncontainer=none\ntool.ollama=/usr/local/bin/ollama\n"
+    "probe=2\nuid=0\narch=x86_64\nsystemd=yes\ncontainer=none\ntool.ollama=/usr/local/bin/ollama\n"
 )
 KFD_1031 = (
     "== node 0\ncpu_cores_count 16\nsimd_count 0\ngfx_target_version 0\n"
@@ -331,7 +331,7 @@ def test_plainly_quoted_override_is_fine_for_systemd() -> None:
 
 
 def test_not_installed_and_not_running() -> None:
-    meta = "probe=1\nuid=0\nsystemd=yes\ncontainer=none\ntool.ollama=\n"
+    meta = "probe=2\nuid=0\nsystemd=yes\ncontainer=none\ntool.ollama=\n"
     assert findings({"probe-meta.txt": meta, "pci-devices.txt": PCI_NONE}).primary == (
         "ollama-not-installed"
     )
@@ -379,7 +379,7 @@ def test_wsl1() -> None:
 def test_container_without_compute_capability() -> None:
     d = findings(
         {
-            "probe-meta.txt": "probe=1\ncontainer=docker\ntool.ollama=/bin/ollama\n",
+            "probe-meta.txt": "probe=2\ncontainer=docker\ntool.ollama=/bin/ollama\n",
             "ollama-process.txt": "pid=1\nuser=root\ncmdline=/bin/ollama serve\n"
             "env NVIDIA_DRIVER_CAPABILITIES=utility\nenv NVIDIA_VISIBLE_DEVICES=all\n",
             "nvidia-smi.txt": "| NVIDIA-SMI 550.54.14   Driver Version: 550.54.14   CUDA Version: N/A |\n",
