@@ -6,6 +6,6 @@ any host. Prints a text report per host and writes `<report_dir>/<host>.json` on
 
 from pyinfra import host
 
-from deploys import diagnose_host
+from ollama_gpu_fix.deploy.diagnose import diagnose_host
 
 diagnose_host(host)

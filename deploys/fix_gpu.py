@@ -7,7 +7,7 @@ version.
 
 from pyinfra import host, logger
 
-from deploys import diagnose_host
+from ollama_gpu_fix.deploy.diagnose import diagnose_host
 
 result = diagnose_host(host)
 logger.info(

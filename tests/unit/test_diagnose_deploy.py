@@ -178,7 +178,7 @@ def test_diagnose_changes_nothing_on_the_host(tmp_path: Path) -> None:
     assert {"findings", "primary", "summary", "snapshot", "host", "generated_at"} <= set(report)
     assert report["host"] == "@local"
     assert "probe-meta.txt" in report["probe_sections"]
-    assert oct((tmp_path / "local.json").stat().st_mode & 0o777) != "0o600"
+    assert oct((tmp_path / "local.json").stat().st_mode & 0o777) == "0o600"  # owner only
 
 
 def _gpu_evidence(bundle: Path) -> list[str]:
@@ -286,7 +286,7 @@ def test_bad_host_data_fails_clearly_before_the_probe(tmp_path: Path) -> None:
 def test_validate_host_data(tmp_path: Path) -> None:
     from pyinfra.api.exceptions import DeployError
 
-    from deploys import validate_host_data
+    from ollama_gpu_fix.deploy.diagnose import validate_host_data
 
     assert validate_host_data({}, tmp_path).report_dir == tmp_path / "reports"
     assert validate_host_data({"report_dir": "/x/y"}, tmp_path).report_dir == Path("/x/y")
@@ -300,7 +300,7 @@ def test_validate_host_data(tmp_path: Path) -> None:
 
 
 def test_safe_file_name() -> None:
-    from deploys import safe_file_name
+    from ollama_gpu_fix.deploy.diagnose import safe_file_name
 
     assert safe_file_name("@local") == "local"
     assert safe_file_name("@vagrant/ubuntu2404") == "vagrant_ubuntu2404"

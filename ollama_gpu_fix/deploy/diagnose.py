@@ -1,0 +1,123 @@
+"""Diagnose the current pyinfra host: one probe fact (one remote command), pure parsing and
+rules, a text report in pyinfra's output and a JSON report written on the controller.
+
+Deploy files are exec'd by pyinfra once per host; deploys/diagnose.py and deploys/fix_gpu.py
+both call diagnose_host, so they run the very same diagnosis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pyinfra import logger
+from pyinfra.api.exceptions import DeployError
+from pyinfra.api.host import Host
+
+from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
+from ollama_gpu_fix import report
+from ollama_gpu_fix.findings import Diagnosis
+from ollama_gpu_fix.parsers import build_snapshot
+from ollama_gpu_fix.rules import diagnose
+from ollama_gpu_fix.snapshot import Snapshot
+
+DEFAULT_REPORT_DIR = "reports"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Host data this code reads, validated."""
+
+    report_dir: Path
+
+
+@dataclass
+class HostDiagnosis:
+    host: str
+    sections: dict[str, str]
+    snapshot: Snapshot
+    diagnosis: Diagnosis
+    report_path: Path
+
+
+def validate_host_data(data: dict[str, Any], cwd: str | os.PathLike[str]) -> Settings:
+    """Check the policy knobs before anything runs; a bad value is a clear DeployError."""
+    raw = data.get("report_dir", DEFAULT_REPORT_DIR)
+    if raw is None:
+        raw = DEFAULT_REPORT_DIR
+    if isinstance(raw, os.PathLike):
+        raw = os.fspath(raw)
+    if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
+        raise DeployError(
+            f"host data report_dir must be a non-empty string path (a directory on the "
+            f"controller), got {raw!r}"
+        )
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = Path(cwd) / path
+    if path.exists() and not path.is_dir():
+        raise DeployError(f"host data report_dir={raw!r}: {path} exists and is not a directory")
+    return Settings(report_dir=path)
+
+
+def safe_file_name(host_name: str) -> str:
+    """A host name as a file name: `@local` -> `local`, `@vagrant/box` -> `vagrant_box`."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", host_name).strip("._")
+    return name or "host"
+
+
+def write_json_report(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically (a reader never sees half a report), readable by its owner only: a
+    report describes a host's setup, which is nobody else's business."""
+    if not path.parent.is_dir():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(report.dumps(data))
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def diagnose_host(host: Host) -> HostDiagnosis:
+    """Probe the current host once, diagnose, print the text report, write the JSON report.
+
+    Changes nothing on the host: the only remote command is the read-only probe fact.
+    """
+    settings = validate_host_data(host.data.dict(), host.state.cwd or os.getcwd())
+    sections = host.get_fact(OllamaGpuProbe) or {}
+    snapshot = build_snapshot(sections)
+    diagnosis = diagnose(snapshot)
+    text = report.render_text(snapshot, diagnosis, host=host.name)
+    if not sections:
+        text += "\n  (the probe returned no evidence: see the errors above)"
+    logger.info("\n%s\n", text)
+
+    path = settings.report_dir / f"{safe_file_name(host.name)}.json"
+    data = report.to_json(
+        snapshot,
+        diagnosis,
+        host=host.name,
+        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        probe_sections=sorted(sections),
+    )
+    try:
+        write_json_report(path, data)
+    except OSError as exc:
+        raise DeployError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+    logger.info(f"{host.print_prefix}JSON report: {path}")
+    return HostDiagnosis(host.name, sections, snapshot, diagnosis, path)
+
+
+def load_json_report(path: str | os.PathLike[str]) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
