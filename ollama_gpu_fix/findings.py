@@ -99,9 +99,16 @@ def choose_primary(findings: list[Finding]) -> str:
     """The code whose fix must come first.
 
     Errors explain why Ollama is not on the GPU; among them the earliest in CODE_ORDER wins.
-    Without errors the verdict is ok-gpu / no-gpu when shown, else the earliest warning.
+    Without errors the verdict is ok-gpu / no-gpu when shown (with no GPU, nothing else
+    decides whether Ollama can use one), else the earliest info, else the earliest warning.
     """
-    for severity in ("error", "info", "warning"):
+    errors = [f.code for f in findings if f.severity == "error"]
+    if errors:
+        return min(errors, key=CODE_ORDER.index)
+    for code in ("ok-gpu", "no-gpu"):
+        if any(f.code == code for f in findings):
+            return code
+    for severity in ("info", "warning"):
         codes = [f.code for f in findings if f.severity == severity]
         if codes:
             return min(codes, key=CODE_ORDER.index)

@@ -7,8 +7,10 @@ both call diagnose_host, so they run the very same diagnosis.
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import sys
 import re
 import tempfile
 from dataclasses import dataclass
@@ -88,11 +90,19 @@ def write_json_report(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+def nothing_to_confirm(host: Host) -> None:
+    """A read-only run has nothing for pyinfra's "Press enter to execute" to guard: without a
+    terminal (cron, CI, a pipe) answer it ourselves instead of dying on EOFError."""
+    if host.state.check_for_changes and not sys.stdin.isatty():
+        sys.stdin = io.StringIO("\n")
+
+
 def diagnose_host(host: Host) -> HostDiagnosis:
     """Probe the current host once, diagnose, print the text report, write the JSON report.
 
     Changes nothing on the host: the only remote command is the read-only probe fact.
     """
+    nothing_to_confirm(host)
     settings = validate_host_data(host.data.dict(), host.state.cwd or os.getcwd())
     sections = host.get_fact(OllamaGpuProbe) or {}
     snapshot = build_snapshot(sections)

@@ -32,10 +32,13 @@ def not_installed(ctx: Context) -> Iterator[Finding]:
     if version and not version.client_version and not version.version:
         evidence += [r for r in version.raw if "not found" in r.text.lower()]
     if evidence and not ctx.gpu_in_use:
+        # with no GPU at all, the answer to "why not on the GPU" is no-gpu; this is a note
+        no_gpu = ctx.hardware_known and not (ctx.has_nvidia or ctx.has_amd or ctx.has_intel)
         yield Finding(
             "ollama-not-installed",
-            "error",
-            "Ollama is not installed on this host.",
+            "info" if no_gpu else "error",
+            "Ollama is not installed on this host"
+            + (" (and it has no GPU Ollama could use)." if no_gpu else "."),
             evidence,
             Remedy(
                 "advise",

@@ -332,7 +332,12 @@ def test_plainly_quoted_override_is_fine_for_systemd() -> None:
 
 def test_not_installed_and_not_running() -> None:
     meta = "probe=2\nuid=0\nsystemd=yes\ncontainer=none\ntool.ollama=\n"
-    assert findings({"probe-meta.txt": meta, "pci-devices.txt": PCI_NONE}).primary == (
+    # no GPU and no Ollama: the answer to "why not on the GPU" is no-gpu (the README says so);
+    # the missing Ollama is a note
+    bare = findings({"probe-meta.txt": meta, "pci-devices.txt": PCI_NONE})
+    assert bare.primary == "no-gpu"
+    assert [f.severity for f in bare.findings if f.code == "ollama-not-installed"] == ["info"]
+    assert findings({"probe-meta.txt": meta, "pci-devices.txt": PCI_4090}).primary == (
         "ollama-not-installed"
     )
     down = {
