@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import sys
 import re
+import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,8 +22,8 @@ from pyinfra import logger
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.host import Host
 
-from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
 from ollama_gpu_fix import report
+from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.parsers import build_snapshot
 from ollama_gpu_fix.rules import diagnose
