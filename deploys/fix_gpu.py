@@ -1,16 +1,13 @@
-"""Entry point of the fix: `pyinfra @local deploys/fix_gpu.py` (root or --sudo).
+"""Entry point of the fix: `pyinfra -y @local deploys/fix_gpu.py` (root or --sudo), or an
+INVENTORY instead of @local; `--dry` prints the plan and the diff and changes nothing.
 
-This version only diagnoses (the same code as deploys/diagnose.py) and changes nothing:
-the remedy deploys (NVIDIA/CUDA, WSL2, ROCm, Vulkan, service environment) arrive in a later
-version.
+Probe once, diagnose, plan (policy knobs: README "Fix"), apply with pyinfra operations,
+restart Ollama only if something changed, verify that the model runs on the GPU, and write
+`<report_dir>/<host>.json`. The code is ollama_gpu_fix.deploy.fix (installed with the package).
 """
 
-from pyinfra import host, logger
+from pyinfra import host
 
-from ollama_gpu_fix.deploy.diagnose import diagnose_host
+from ollama_gpu_fix.deploy.fix import fix_host
 
-result = diagnose_host(host)
-logger.info(
-    f"{host.print_prefix}fix_gpu.py: no fixes are applied in this version "
-    f"(primary finding: {result.diagnosis.primary}); remedies arrive in a later version."
-)
+fix_host(host)

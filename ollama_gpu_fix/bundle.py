@@ -231,29 +231,34 @@ def write_bundle(directory: str | os.PathLike[str], sections: Mapping[str, str])
     return written
 
 
-def split_stream(lines: Iterable[str]) -> dict[str, str]:
-    """Split the probe's output into sections, redacted (ollama_gpu_fix.redact).
+def split_sections(
+    lines: Iterable[str], header: re.Pattern[str], allowed: Iterable[str]
+) -> dict[str, str]:
+    """Split a nonce-marked stream (probe.sh, verify.sh) into its named sections.
 
-    The stream starts with `ogf-probe v1 nonce=N`; each section starts with a line
+    The stream starts with a HEADER line carrying a random nonce; each section starts with
     `--ogf-N-- NAME`. The nonce is random per run so no captured output can forge a header.
-    Output without a header yields no sections (a garbage stream is "nothing known").
-    """
+    Output without a header yields no sections (a garbage stream is "nothing known")."""
+    names = set(allowed)
     sections: dict[str, list[str]] = {}
     marker: str | None = None
     current: list[str] | None = None
     for raw in lines:
         line = raw.rstrip("\n")
         if marker is None:
-            match = STREAM_HEADER.match(line.strip())
+            match = header.match(line.strip())
             if match:
                 marker = f"--ogf-{match['nonce']}-- "
             continue
         if line.startswith(marker):
             name = line[len(marker) :].strip()
-            current = sections.setdefault(name, []) if name in SECTIONS else None
+            current = sections.setdefault(name, []) if name in names else None
             continue
         if current is not None:
             current.append(line)
-    return redact_sections(
-        {name: "\n".join(body) + ("\n" if body else "") for name, body in sections.items()}
-    )
+    return {name: "\n".join(body) + ("\n" if body else "") for name, body in sections.items()}
+
+
+def split_stream(lines: Iterable[str]) -> dict[str, str]:
+    """The probe's output as bundle sections, redacted (ollama_gpu_fix.redact)."""
+    return redact_sections(split_sections(lines, STREAM_HEADER, SECTIONS))

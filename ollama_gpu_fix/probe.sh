@@ -363,6 +363,12 @@ ogf_meta() {
 	[ -n "$LS" ] || echo "path=unchecked"
 	for ogf_f in $UNSAFE_PATH; do echo "unsafe-path=$ogf_f"; done
 	for ogf_f in $UNSAFE_BINS; do echo "unsafe-exe=$ogf_f"; done
+	# fixes this tool made and a failed verification undid (root's own state file)
+	if [ -f /var/lib/ollama-gpu-fix/rolled-back ] && [ ! -L /var/lib/ollama-gpu-fix/rolled-back ]; then
+		ogf_rd /var/lib/ollama-gpu-fix/rolled-back | while read -r ogf_fp ogf_rest; do
+			case $ogf_fp in ????????????) echo "rolled-back=$ogf_fp" ;; esac
+		done
+	fi
 	echo "mainpid=$MAINPID"
 	echo "server=${TRUSTED_SERVER:-none}"
 	if [ -n "$API_OK" ]; then echo "api=$API_URL"; else echo "api=skipped"; fi
@@ -836,6 +842,13 @@ ogf_api_ps() {
 		ogf_body=$($TMO ${TMO:+3} wget -q -T 3 -O - "$API_URL/api/ps" 2>/dev/null)
 	fi
 	[ -n "$ogf_body" ] && ogf_sec api-ps.json printf '%s\n' "$ogf_body"
+	ogf_body=
+	if ogf_have curl; then
+		ogf_body=$($TMO ${TMO:+3} curl -s -m 3 --max-filesize 1048576 "$API_URL/api/tags" 2>/dev/null)
+	elif ogf_have wget; then
+		ogf_body=$($TMO ${TMO:+3} wget -q -T 3 -O - "$API_URL/api/tags" 2>/dev/null)
+	fi
+	[ -n "$ogf_body" ] && ogf_sec api-tags.json printf '%s\n' "$ogf_body"
 	return 0
 }
 

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from ollama_gpu_fix.findings import Diagnosis
+from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.snapshot import Line, Snapshot
 
 NVIDIA, AMD, INTEL = "10de", "1002", "8086"
@@ -33,20 +34,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def platform(snapshot: Snapshot) -> str:
-    """native, wsl2, wsl1, container, jetson or unknown: where Ollama's GPU path differs."""
-    if snapshot.kernel and snapshot.kernel.wsl:
-        return snapshot.kernel.wsl
-    if snapshot.tegra and snapshot.tegra.release:
-        return "jetson"
-    container = snapshot.probe.container if snapshot.probe else None
-    if (container and container != "none") or snapshot.container_run:
-        return "container"
-    if snapshot.probe or snapshot.kernel:
-        return "native"
-    return "unknown"
 
 
 def summary(snapshot: Snapshot) -> dict[str, Any]:

@@ -41,6 +41,7 @@ SECTIONS: tuple[str, ...] = (
     "shell-env.txt",  # * GPU variables set in shell profiles (which no service reads)
     "ollama-ps.txt",
     "api-ps.json",
+    "api-tags.json",  # * GET /api/tags: the local models (what verification can run)
     "ollama-serve.log",
     "journalctl.txt",
     "dmesg.txt",

@@ -38,6 +38,7 @@ class ProbeMeta:
     container: str | None = None  # docker, podman, lxc, systemd-nspawn, wsl, ... ; "none"
     systemd: bool | None = None  # /run/systemd/system exists (booted with systemd)
     arch: str | None = None
+    rolled_back: list[str] = field(default_factory=list)  # fingerprints of undone fixes
     raw: list[Line] = field(default_factory=list)
 
 
@@ -271,6 +272,7 @@ class OllamaLibs:
 class UnitFile:
     path: str
     environment: dict[str, str] = field(default_factory=dict)  # Environment= in this file
+    unset: list[str] = field(default_factory=list)  # UnsetEnvironment= in this file
     lines: list[Line] = field(default_factory=list)
 
 
@@ -289,6 +291,8 @@ class SystemdUnit:
     dropin_paths: list[str] = field(default_factory=list)  # loaded drop-ins, from `show`
     need_daemon_reload: bool | None = None
     missing: bool | None = None  # "No files found for ollama.service"
+    environment_files: list[str] = field(default_factory=list)  # EnvironmentFile= paths
+    main_pid: int | None = None
     raw: list[Line] = field(default_factory=list)
 
 
@@ -433,6 +437,7 @@ class Snapshot:
     foreign_processes: list[OllamaProcess] | None = None  # `ollama serve` of other users
     shell_env: list[ShellEnvAssignment] | None = None
     loaded_models: list[LoadedModel] | None = None  # api-ps.json, else `ollama ps`
+    installed_models: dict[str, int | None] | None = None  # api-tags.json: name -> size
     log: OllamaLog | None = None
     dmesg: list[Line] | None = None
     container_run: ContainerRun | None = None

@@ -9,6 +9,7 @@ strictly. process() is pure: it only cuts the stream into bundle sections.
 
 from __future__ import annotations
 
+import shlex
 from importlib import resources
 
 from pyinfra.api import FactBase
@@ -33,3 +34,84 @@ class OllamaGpuProbe(FactBase[dict[str, str]]):
 
     def process(self, output: list[str]) -> dict[str, str]:
         return split_stream(output)
+
+
+def verify_script() -> str:
+    return resources.files("ollama_gpu_fix").joinpath("verify.sh").read_text(encoding="utf-8")
+
+
+class GpuVerification(FactBase[str]):
+    """What verify.sh saw: the model run, /api/ps, the GPU's process list, the fresh log.
+
+    A fact, not an operation, so it counts as no change and inherits the op's sudo; it runs
+    only at execution time (the verify operation asks for it then), never in --dry."""
+
+    @staticmethod
+    def default() -> str:
+        return ""
+
+    def command(self, api: str, model: str, tokens: int, wait: int, baseline: bool,
+                pull: bool) -> str:
+        settings = {
+            "OGF_API": api, "OGF_MODEL": model, "OGF_TOKENS": str(int(tokens)),
+            "OGF_WAIT": str(int(wait)), "OGF_BASELINE": "1" if baseline else "0",
+            "OGF_PULL": "1" if pull else "0",
+        }
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in settings.items())
+        return exports + verify_script()
+
+    def process(self, output: list[str]) -> str:
+        return "\n".join(output) + "\n"
+
+
+class AptLockHolders(FactBase[list[str]]):
+    """Processes holding apt's or dpkg's lock, from /proc/locks (`FILE PID COMM` each).
+
+    dpkg and apt lock with fcntl(F_SETLK): /proc/locks names the holder's pid by inode."""
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+    def command(self) -> str:
+        return (
+            "for f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock; do"
+            " [ -e \"$f\" ] || continue; set -- $(ls -di \"$f\" 2>/dev/null); i=$1;"
+            " while read -r n t a m p d r; do case $d in *:\"$i\") c=; read -r c"
+            " </proc/$p/comm 2>/dev/null; echo \"$f $p ${c:-?}\";; esac;"
+            " done </proc/locks; done; true"
+        )
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.strip() for line in output if line.strip()]
+
+
+class AptSimulatedRemovals(FactBase[list[str]]):
+    """Packages `apt-get -s purge PACKAGES` would remove: what a purge takes with it."""
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+    def command(self, packages: list[str]) -> str:
+        names = " ".join(shlex.quote(p) for p in packages)
+        return f"LC_ALL=C apt-get -s -q purge {names} 2>&1 | grep -E '^(Purg|Remv) ' || true"
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line.split()[1] for line in output if len(line.split()) > 1]
+
+
+class UrlProblem(FactBase[str]):
+    """'' when URL answers, else curl's own words for why not (a repository is unreachable)."""
+
+    @staticmethod
+    def default() -> str:
+        return ""
+
+    def command(self, url: str) -> str:
+        quoted = shlex.quote(url)
+        return (f"curl -sS -o /dev/null -m 15 -r 0-0 {quoted} 2>&1 | head -c 300;"
+                f" command -v curl >/dev/null || echo 'curl is not installed'; true")
+
+    def process(self, output: list[str]) -> str:
+        return " ".join(line.strip() for line in output if line.strip())

@@ -54,6 +54,7 @@ PARSERS: dict[str, Callable[[Mapping[str, str]], Any]] = {
     "foreign_processes": ollama.parse_foreign_processes,
     "shell_env": ollama.parse_shell_env,
     "loaded_models": ollama.parse_loaded_models,
+    "installed_models": ollama.parse_installed_models,
     "log": ollama_log.parse,
     "dmesg": kernel.parse_dmesg,
     "container_run": containers.parse,

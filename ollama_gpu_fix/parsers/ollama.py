@@ -285,3 +285,21 @@ def parse_loaded_models(sections: Mapping[str, str]) -> list[LoadedModel] | None
     if "ollama-ps.txt" in sections:
         return _from_table(sections)
     return None
+
+
+def parse_installed_models(sections: Mapping[str, str]) -> dict[str, int | None] | None:
+    """/api/tags: the models the server has, name -> size in bytes."""
+    if "api-tags.json" not in sections:
+        return None
+    try:
+        data = json.loads(sections["api-tags.json"])
+    except (ValueError, RecursionError):
+        return None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return None
+    found: dict[str, int | None] = {}
+    for entry in models:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            found[entry["name"]] = _int_field(entry, "size")
+    return found

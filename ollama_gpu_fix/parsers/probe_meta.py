@@ -6,6 +6,7 @@ Only a live probe can say that a tool or file is *absent* (a bundle's missing fi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from ollama_gpu_fix.parsers.kernel import section_lines
@@ -40,4 +41,6 @@ def parse(sections: Mapping[str, str]) -> ProbeMeta | None:
             meta.tools[key[5:]] = value or None
         elif key == "absent" and value:
             meta.absent_files.append(value)
+        elif key == "rolled-back" and re.fullmatch(r"[0-9a-f]{12}", value):
+            meta.rolled_back.append(value)
     return meta

@@ -178,6 +178,14 @@ def _parse_cat(lines: list[tuple[Line, str]], unit: SystemdUnit) -> None:
         elif key == "ExecStart":
             exec_start = value or None  # an empty ExecStart= resets the list
             unit.raw.append(line)
+        elif key == "UnsetEnvironment":
+            current.unset += [w for w in split_words(value) if w not in current.unset]
+            unit.raw.append(line)
+        elif key == "EnvironmentFile":
+            path = value.lstrip("-").strip()
+            if path and path not in unit.environment_files:
+                unit.environment_files.append(path)
+            unit.raw.append(line)
         elif key in ("User", "Group"):
             if key == "User":
                 user = value or None
@@ -209,6 +217,12 @@ def _parse_show(lines: list[tuple[Line, str]], unit: SystemdUnit) -> None:
             unit.group = value or None
         elif key == "DropInPaths":
             unit.dropin_paths = value.split()
+        elif key == "EnvironmentFiles":  # `/etc/default/ollama (ignore_errors=yes)`, one each
+            path = value.split(" (")[0].strip()
+            if path and path not in unit.environment_files:
+                unit.environment_files.append(path)
+        elif key == "MainPID":
+            unit.main_pid = int(value) if value.isdigit() and value != "0" else None
         elif key == "NeedDaemonReload":
             unit.need_daemon_reload = value == "yes" if value in ("yes", "no") else None
         elif key == "LoadState":

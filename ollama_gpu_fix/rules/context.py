@@ -7,9 +7,9 @@ from functools import cached_property
 
 from packaging.version import Version
 
+from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.knowledge import amd, nvidia
 from ollama_gpu_fix.knowledge.versions import era_of, parse_version
-from ollama_gpu_fix.report import platform
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 
 INTEL_VENDOR = "8086"

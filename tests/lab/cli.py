@@ -1,7 +1,9 @@
-"""tests/lab/run: boot the lab, diagnose every host over SSH, tear down, print the verdict.
+"""tests/lab/run: boot the lab, diagnose every host over SSH, fix every host twice with
+deploys/fix_gpu.py, tear down, print the verdict.
 
-The last line is always `lab: H hosts, primary-correct P/H, converged C/H, second-run changes K`
-(converged/second-run come from deploys/fix_gpu.py once that issue lands; until then 0/H, -1).
+The last line is always `lab: H hosts, primary-correct P/H, converged C/H, second-run changes K`:
+converged = the first fix run ended as the profile says (verified on the GPU, or its
+documented refusal) and the second changed nothing; K = hosts the second run changed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.lab import diagnose_run
+from tests.lab import diagnose_run, fix_run
 from tests.lab.lab import Lab, prerequisites
 
 
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     lab = Lab(args.only)
     n = len(lab.profiles)
     correct = 0
+    converged = 0
+    changes = -1
     rc = 1
     left: list[str] = []
     try:
@@ -53,13 +57,14 @@ def main(argv: list[str] | None = None) -> int:
                       f"{'' if ok else '   <-- MISMATCH'}", file=sys.stderr)
             print(f"lab: diagnose took {result.seconds:.1f}s (pyinfra exit {result.returncode})",
                   file=sys.stderr)
+            converged, changes = fix_twice(lab, Path(tmp))
         if args.hold:
             print("lab: holding; press Enter to tear down", file=sys.stderr)
             try:
                 input()
             except EOFError:
                 pass
-        rc = 0 if correct == n else 1
+        rc = 0 if correct == n and converged == n and changes == 0 else 1
     except KeyboardInterrupt:
         print("lab: interrupted, tearing down", file=sys.stderr)
         rc = 130
@@ -74,9 +79,31 @@ def main(argv: list[str] | None = None) -> int:
           f"{'clean' if not left else 'LEFT ' + ', '.join(left)}", file=sys.stderr)
     if left:
         rc = rc or 1
-    print(f"lab: {n} hosts, primary-correct {correct}/{n}, converged 0/{n}, "
-          "second-run changes -1")
+    print(f"lab: {n} hosts, primary-correct {correct}/{n}, converged {converged}/{n}, "
+          f"second-run changes {changes}")
     return rc
+
+
+def fix_twice(lab: Lab, tmp: Path) -> tuple[int, int]:
+    """deploys/fix_gpu.py over every host, twice; (converged hosts, hosts the second changed)."""
+    first = fix_run.run(tmp / "fix1")
+    print(first.stderr[-8000:], file=sys.stderr)
+    second = fix_run.run(tmp / "fix2")
+    print(second.stderr[-3000:], file=sys.stderr)
+    converged = 0
+    for p in lab.profiles:
+        judged = fix_run.judge(p, first, second)
+        if p.expected_fix == "lost":
+            judged.ok = judged.ok and lab.revive(p.name)
+        ok = judged.ok and not judged.second_run_changes
+        converged += ok
+        print(f"lab: fix {p.name:<24} expected {p.expected_fix:<16} "
+              f"{'ok' if ok else 'NOT CONVERGED'}: {judged.why}"
+              f"{'; second run changed it' if judged.second_run_changes else ''}",
+              file=sys.stderr)
+    print(f"lab: fix took {first.seconds:.1f}s, second run {second.seconds:.1f}s",
+          file=sys.stderr)
+    return converged, len(second.changed)
 
 
 if __name__ == "__main__":

@@ -50,9 +50,9 @@ NVIDIA_DRIVERS = {
 }
 
 
-def _driver(name: str, version: str, repo: str) -> Pkg:
+def _driver(name: str, version: str, repo: str, flavour: str = "Kernel Module") -> Pkg:
     upstream = version.split("-")[0]
-    others = [n for n in NVIDIA_DRIVERS if n != name]
+    others = [n for n in NVIDIA_DRIVERS if n != name] + (["nvidia-open"] if name != "nvidia-open" else [])
     files: dict[str, object] = {
         "/usr/bin/nvidia-smi": ("shim", "nvidia-smi"),
         f"{LIBDIR}/libcuda.so.{upstream}": ("elf", "libcuda.so.1"),
@@ -63,6 +63,7 @@ def _driver(name: str, version: str, repo: str) -> Pkg:
         "/usr/lib/ogf-lab/nvidia/userspace.version": upstream + "\n",
         # What DKMS built for the next boot: the lab's hwboot loads this module version.
         "/usr/lib/ogf-lab/nvidia/kmod.version": upstream + "\n",
+        "/usr/lib/ogf-lab/nvidia/kmod.flavour": flavour + "\n",
     }
     return Pkg(
         name=name, version=version, repo=repo, section="non-free/kernel",
@@ -112,6 +113,20 @@ def _toolkit(name: str, version: str, repo: str, cuda: str, prefix: str) -> Pkg:
 
 def all_packages(urls: dict[str, str]) -> list[Pkg]:
     pkgs = [_driver(n, v, r) for n, (v, r) in NVIDIA_DRIVERS.items()]
+    pkgs += [
+        # NVIDIA's open kernel modules (Turing and newer), unversioned meta + branch pin
+        _driver("nvidia-open", "580.159.04-1", "nvidia", "Open Kernel Module"),
+        Pkg("nvidia-driver-pinning-580", "580-1", "nvidia",
+            "Pins the NVIDIA driver to branch 580 (lab stub)", arch="all", files={
+                "/etc/apt/preferences.d/nvidia-driver-pinning-580":
+                    "Package: nvidia-open cuda-drivers\nPin: version 580.*\nPin-Priority: 1000\n",
+            }),
+        # What DKMS builds against: the running kernel's headers (the lab plays 6.1.0-28)
+        Pkg("linux-headers-6.1.0-28-amd64", "6.1.119-1", "debian",
+            "Header files for Linux 6.1.0-28-amd64 (lab stub)", files={
+                "/usr/src/linux-headers-6.1.0-28-amd64/Makefile": "# lab stub\n",
+            }),
+    ]
     pkgs += [
         Pkg("cuda-drivers", "580.159.04-1", "nvidia", "CUDA drivers metapackage (lab stub)",
             depends=["nvidia-driver-580 (>= 580.159.04)"]),

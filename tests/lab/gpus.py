@@ -58,6 +58,31 @@ GPUS: dict[str, dict] = {
         "vram_mib": 8176, "gfx": "gfx1010", "gfx_target_version": 100100,
         "simd_count": 80, "cu_count": 40, "drm_render_minor": 128,
     },
+    # Pascal (compute capability 6.1): Ollama >= 0.30 needs driver 570+, and 580 is the last
+    # branch for it (proprietary modules only).
+    "gtx-1080": {
+        "vendor": "nvidia", "pci_vendor": "0x10de", "pci_device": "0x1b80", "class": "0x030000",
+        "subsystem_vendor": "0x1043", "subsystem_device": "0x8591", "revision": "0xa1",
+        "name": "NVIDIA GeForce GTX 1080", "vram_mib": 8192, "compute_cap": "6.1",
+        "uuid": "GPU-7f3c2a1e-60f1-4a1b-9c7e-1080abcdef01", "power_cap_w": 180,
+        "idle_power_w": 9, "temp_c": 38,
+    },
+    # Polaris (gfx803): in no ROCm bundle of any Ollama release; Vulkan only.
+    "rx-580": {
+        "vendor": "amd", "pci_vendor": "0x1002", "pci_device": "0x67df", "class": "0x030000",
+        "subsystem_vendor": "0x1da2", "subsystem_device": "0xe366", "revision": "0xe7",
+        "name": "AMD Radeon RX 580", "marketing": "Radeon RX 580 Series",
+        "vram_mib": 8192, "gfx": "gfx803", "gfx_target_version": 80003,
+        "simd_count": 144, "cu_count": 36, "drm_render_minor": 128,
+    },
+    # Phoenix iGPU (gfx1103), the Radeon 780M: an integrated GPU with 2 GiB carved out.
+    "radeon-780m": {
+        "vendor": "amd", "pci_vendor": "0x1002", "pci_device": "0x15bf", "class": "0x030000",
+        "subsystem_vendor": "0x1043", "subsystem_device": "0x1f63", "revision": "0xc7",
+        "name": "AMD Radeon 780M", "marketing": "AMD Radeon 780M Graphics",
+        "vram_mib": 2048, "gfx": "gfx1103", "gfx_target_version": 110003,
+        "simd_count": 24, "cu_count": 12, "drm_render_minor": 128, "integrated": True,
+    },
 }
 
 # A q35-like chipset every host has besides its GPU (address, vendor, device, class, driver).

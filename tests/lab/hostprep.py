@@ -141,6 +141,7 @@ def prepare(root: Path, profile: Profile, pubkey: str, mirror_keyring: bytes,
             write(root, f"/usr/lib/ogf-lab/captures/{rel}", capture.read_bytes())
     if profile.wsl2:
         wsl_files(root)
+    fault_units(root, profile)
     for path, spec in profile.files.items():
         dest = root / path.lstrip("/")
         if "append" in spec:
@@ -149,6 +150,42 @@ def prepare(root: Path, profile: Profile, pubkey: str, mirror_keyring: bytes,
         else:
             write(root, path, spec["content"], int(spec.get("mode", "644"), 8))
     return kt, key
+
+
+FAULT_UNITS = {
+    # unattended-upgrades holding dpkg's lock for the whole run (fcntl, as dpkg does)
+    "apt-lock": ("ogf-lab-aptlock.service", "multi-user.target.wants", """[Unit]
+Description=Lab fault: a process holding dpkg's lock (test fixture)
+[Service]
+ExecStart=/usr/bin/python3 -c 'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(10**7)'
+"""),
+    # the host vanishes as soon as the fix starts changing it (its first backup appears)
+    "ssh-stop": ("ogf-lab-sshstop.path", "paths.target.wants", """[Unit]
+Description=Lab fault: sshd goes away when the fix starts changing the host (test fixture)
+[Path]
+PathExists=/var/lib/ollama-gpu-fix/backup
+Unit=ogf-lab-sshstop.service
+"""),
+}
+SSH_STOP_SERVICE = """[Unit]
+Description=Lab fault: stop sshd and cut every SSH session (test fixture)
+ConditionPathExists=!/run/ogf-lab/ssh-stopped
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'touch /run/ogf-lab/ssh-stopped; systemctl stop ssh.service ssh.socket; pkill -KILL -x sshd; true'
+"""
+
+
+def fault_units(root: Path, profile: Profile) -> None:
+    for fault in profile.faults:
+        name, wants, text = FAULT_UNITS[fault]
+        write(root, f"/etc/systemd/system/{name}", text)
+        link = root / "etc/systemd/system" / wants / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.is_symlink():
+            link.symlink_to(f"/etc/systemd/system/{name}")
+        if fault == "ssh-stop":
+            write(root, "/etc/systemd/system/ogf-lab-sshstop.service", SSH_STOP_SERVICE)
 
 
 def wsl_files(root: Path) -> None:

@@ -136,3 +136,32 @@ class SSH:
             timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(self.argv(address) + [command], input=stdin, capture_output=True,
                               timeout=timeout)
+
+
+def container_init(supervisor_pid: int) -> int | None:
+    """PID (on this machine) of the systemd that runs inside a lab host: the child of the
+    systemd-nspawn that the host's supervisor started."""
+    def children(pid: int) -> list[int]:
+        try:
+            text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        except OSError:
+            return []
+        return [int(x) for x in text.split()]
+
+    for nspawn in children(supervisor_pid):
+        for child in children(nspawn):
+            try:
+                if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                    return child
+            except OSError:
+                continue
+    return None
+
+
+def run_inside(supervisor_pid: int, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run a command inside a lab host without SSH (its sshd may be the thing that is down)."""
+    init = container_init(supervisor_pid)
+    if init is None:
+        raise RuntimeError("the lab host's systemd is not running")
+    return subprocess.run(["nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "--", *argv],
+                          capture_output=True, text=True, timeout=60)

@@ -16,6 +16,10 @@ run's throwaway key. Repository URLs are host data, as for a fleet behind an int
 '''
 
 
+# Lab-wide knobs: quick waits (a lab host answers in milliseconds or not at all).
+LAB_DATA = {"verify_timeout": 20, "apt_lock_timeout": 20}
+
+
 def host_data(host: Host, ssh: SSH, urls: dict[str, str]) -> dict:
     return {
         "ssh_hostname": host.net.address,
@@ -32,6 +36,8 @@ def host_data(host: Host, ssh: SSH, urls: dict[str, str]) -> dict:
         "rocm_repo_url": urls["rocm"],
         "amdgpu_repo_url": urls["amdgpu"],
         "rocm_repo_key_url": config.repo_url("rocm/rocm.gpg.key"),
+        **LAB_DATA,
+        **host.profile.host_data,
     }
 
 

@@ -189,6 +189,19 @@ class Lab:
             raise RuntimeError(f"{host.name}: Ollama install failed: "
                                f"{res.stderr.decode(errors='replace')[-400:]}")
 
+    def revive(self, name: str) -> bool:
+        """Bring a host's sshd back (a fault stopped it) and check Ollama still runs there:
+        the host was left as found, or better."""
+        entry = self.state["pids"].get(f"nspawn:{name}")
+        if not entry:
+            return False
+        start = hosts.run_inside(entry["pid"], ["systemctl", "start", "ssh.socket", "ssh.service"])
+        active = hosts.run_inside(entry["pid"], ["systemctl", "is-active", "ollama.service"])
+        audit = hosts.run_inside(entry["pid"], ["dpkg", "--audit"])
+        self.log(f"lab: revived {name}: ssh {start.returncode}, ollama "
+                 f"{active.stdout.strip()}, dpkg audit {audit.stdout.strip() or 'clean'}")
+        return start.returncode == 0 and active.stdout.strip() == "active" and not audit.stdout
+
     # ------------------------------------------------------------------ down
 
     def down(self) -> list[str]:

@@ -8,11 +8,14 @@ The real Ollama cannot be installed on the lab machine, so each lab host runs th
 Ollama version it plays (eras A, B, C in ollama-anchor.md section 0 and 3).
 
 It decides GPU or CPU the way the real one does, from what is true on the host when `serve`
-starts: its own environment (CUDA_VISIBLE_DEVICES, HSA_OVERRIDE_GFX_VERSION, OLLAMA_VULKAN,
-...), its user's groups (can it open /dev/kfd and the render node?), the libraries the dynamic
-linker resolves (libcuda.so.1, libvulkan.so.1 and the ICDs), the loaded NVIDIA kernel module
-(/proc/driver/nvidia/version), the PCI and KFD sysfs trees, and its own lib/ollama bundle.
-"GPU" generation runs at about 45 tokens/s, "CPU" at about 3 tokens/s.
+starts: its own environment (CUDA_VISIBLE_DEVICES, HSA_OVERRIDE_GFX_VERSION as ROCm sees it,
+quotes included, OLLAMA_VULKAN, OLLAMA_IGPU_ENABLE, an LD_LIBRARY_PATH that puts a CUDA 11
+cuBLAS/cudart in front of the bundled CUDA 12 one, ...), its user's groups (can it open
+/dev/kfd and the render node?), the libraries the dynamic linker resolves (libcuda.so.1,
+libvulkan.so.1 and the ICDs), the loaded kernel modules (/proc/driver/nvidia/version,
+/dev/kfd), the PCI and KFD sysfs trees, and its own lib/ollama bundle. "GPU" generation runs
+at about 45 tokens/s, "CPU" at about 3 tokens/s; a request with options.num_gpu 0 runs on
+the CPU, as the real one does.
 """
 
 from __future__ import annotations
@@ -199,7 +202,7 @@ def nvidia_kmod() -> str:
         text = open("/proc/driver/nvidia/version").read()
     except OSError:
         return ""
-    m = re.search(r"Kernel Module\s+(\S+)", text)
+    m = re.search(r"Kernel Module(?: for \S+)?\s+(\d\S*)", text)
     return m.group(1) if m else ""
 
 
@@ -226,7 +229,8 @@ def kfd_gfx() -> list[str]:
 
 
 def override_gfx(gfx: str) -> str:
-    value = env("HSA_OVERRIDE_GFX_VERSION")
+    # ROCm's libhsakmt reads the raw value: quotes that systemd kept make it invalid (#5090)
+    value = os.environ.get("HSA_OVERRIDE_GFX_VERSION", "").strip()
     try:
         major, minor, step = (int(x) for x in value.split("."))
     except ValueError:
@@ -301,6 +305,16 @@ def discover() -> list[Device]:
     return devices
 
 
+def cuda11_shadow() -> str:
+    """A CUDA 10/11 cuBLAS or cudart that LD_LIBRARY_PATH puts before the bundled CUDA 12."""
+    for d in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        for pattern in ("libcublas.so.1[01]*", "libcudart.so.1[01]*"):
+            found = sorted(glob.glob(os.path.join(d, pattern))) if d else []
+            if found:
+                return found[0]
+    return ""
+
+
 def nvidia_devices(e: str) -> list[Device]:
     gpus = pci_gpus("0x10de")
     wsl = is_wsl2()
@@ -344,6 +358,19 @@ def nvidia_devices(e: str) -> list[Device]:
                        "display driver / cuda driver combination")
         return []
     if not all(rw(p) for p in ("/dev/nvidiactl", "/dev/nvidia0")):
+        return []
+    shadow = cuda11_shadow()
+    if shadow:
+        detail = (f"{lib_dir()}/cuda_v12/libggml-cuda.so: undefined symbol: "
+                  f"cublasLtMatmulAlgoGetHeuristic, version {os.path.basename(shadow)} "
+                  f"(from {os.path.dirname(shadow)})")
+        if e == "A":
+            log("INFO", "gpu.go:650", "Unable to load cudart library", library=shadow,
+                error=detail)
+        else:
+            log("INFO", "runner.go:464", "failure during llama-server GPU discovery",
+                OLLAMA_LIBRARY_PATH=f"[{lib_dir()} {lib_dir()}/cuda_v12]", extra_envs="map[]",
+                error="exit status 127", detail=detail)
         return []
     major = int(kmod.split(".")[0])
     out = []
@@ -452,6 +479,13 @@ def amd_devices(e: str) -> list[Device]:
                               driver="6.3" if e != "C" else "7.2"))
         elif e in "BC" and vulkan_ready("amd"):
             if e == "C" or env("OLLAMA_VULKAN") in ("1", "true"):
+                if e == "C" and g.get("integrated") and env("OLLAMA_IGPU_ENABLE") not in (
+                        "1", "true"):
+                    log("INFO", "runner.go:396", "dropping integrated GPU; to enable, set "
+                        "OLLAMA_IGPU_ENABLE=1", id=str(i), library="Vulkan", compute="0.0",
+                        name=f"Vulkan{i}", description=g["name"] + " (RADV PHOENIX)",
+                        pci_id=g["address"])
+                    continue
                 out.append(Device(kind="amd", library="Vulkan", variant="vulkan", gpu=g,
                                   index=i, gfx=real_gfx, driver="1.3"))
     if e == "A" and not out:
@@ -677,8 +711,9 @@ def make_handler(state: State):
                 return
             n = int(opts.get("num_predict") or 12)
             n = max(1, min(n, 16))
-            rate = GPU_TOKENS_PER_S if state.on_gpu else CPU_TOKENS_PER_S
-            prompt_eval = 0.02 if state.on_gpu else 0.4
+            on_gpu = state.on_gpu and opts.get("num_gpu") != 0
+            rate = GPU_TOKENS_PER_S if on_gpu else CPU_TOKENS_PER_S
+            prompt_eval = 0.02 if on_gpu else 0.4
             time.sleep(prompt_eval)
             t0 = time.monotonic()
             words = ("The sky appears blue because air molecules scatter short blue "
@@ -724,8 +759,22 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+def crash_fault() -> None:
+    """Host truth of fault-service-fails: this machine's ROCm runtime crashes at start with
+    the override the documented table suggests (the 780M with 11.0.0 on ROCm 7, project-nomad
+    #1075): the process dies, systemd restarts it, the API never comes up."""
+    value = os.environ.get("HSA_OVERRIDE_GFX_VERSION", "").strip()
+    if value and value == hardware().get("crash_with_override"):
+        log("INFO", "amd.go:93", "discovering available GPUs...")
+        log.raw("Memory access fault by GPU node-1 (Agent handle: 0x5605d6f2c6e0) on address "
+                "0x7f3e2c000000. Reason: Page not present or supervisor privilege.")
+        log.raw("SIGABRT: abort")
+        sys.exit(2)
+
+
 def serve() -> None:
     log("INFO", "routes.go:1554", "server config", env=server_config())
+    crash_fault()
     n = len(installed_models())
     log("INFO", "images.go:522", f"total blobs: {2 * n}")
     log("INFO", "images.go:529", "total unused blobs removed: 0")

@@ -29,6 +29,12 @@ class Profile:
     files: dict[str, dict] = field(default_factory=dict)
     secure_boot: str = "disabled"
     wsl2: bool = False
+    # what deploys/fix_gpu.py must end with: verified, refused, reboot required, rolled back,
+    # lost (the host vanished mid-run), bad host data; and a phrase of its one-line reason
+    expected_fix: str = "verified"
+    expected_reason: str = ""
+    host_data: dict = field(default_factory=dict)  # this host's data in the lab inventory
+    faults: list[str] = field(default_factory=list)  # apt-lock, ssh-stop
     extra: dict = field(default_factory=dict)
 
     def hardware(self) -> dict:
@@ -96,6 +102,10 @@ def load(path: Path) -> Profile:
         "files",
         "secure_boot",
         "wsl2",
+        "expected_fix",
+        "expected_reason",
+        "host_data",
+        "faults",
     }
     return Profile(
         name=path.stem,
@@ -111,6 +121,10 @@ def load(path: Path) -> Profile:
         files=data.get("files", {}),
         secure_boot=data.get("secure_boot", "disabled"),
         wsl2=wsl2,
+        expected_fix=data.get("expected_fix", "verified"),
+        expected_reason=data.get("expected_reason", ""),
+        host_data=data.get("host_data", {}),
+        faults=data.get("faults", []),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

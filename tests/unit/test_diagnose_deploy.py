@@ -263,15 +263,20 @@ def test_gpu_free_view_of_this_machine_is_no_gpu(tmp_path: Path, capsys) -> None
         assert data["primary"] == "no-gpu"
 
 
-def test_fix_gpu_stub_diagnoses_and_changes_nothing(tmp_path: Path) -> None:
+def test_fix_gpu_on_a_machine_without_gpu_changes_nothing(tmp_path: Path) -> None:
+    """This machine has no GPU: the plan is empty, the verdict is "CPU expected", and the only
+    remote command is the probe (nothing to run a model for)."""
     proc, calls = run_counted(
         tmp_path, "-y", "@local", "deploys/fix_gpu.py", "--data", f"report_dir={tmp_path}"
     )
     assert proc.returncode == 0, proc.stderr
     assert len([c for c in calls if c["layer"] == "host"]) == 1, calls
     assert "== @local ==" in proc.stderr
-    assert "no fixes are applied in this version" in proc.stderr
-    assert (tmp_path / "local.json").exists()
+    assert "Plan for @local:\n  nothing to change" in proc.stderr
+    assert "verified: no GPU in this machine: CPU is expected" in proc.stderr
+    report = json.loads((tmp_path / "local.json").read_text())
+    assert report["result"] == "verified" and report["plan"]["steps"] == []
+    assert report["verification"]["kind"] == "cpu-expected"
 
 
 def test_bad_host_data_fails_clearly_before_the_probe(tmp_path: Path) -> None:

@@ -1,0 +1,172 @@
+"""Host data -> Policy: every knob a fix reads, checked before anything runs.
+
+A bad value stops that host with one line naming the key, and nothing changes. Knobs come as
+Python values (group_data/*.py, inventories) or as strings (`--data key=value`), so booleans
+and numbers accept both. Defaults are the safe ones: a fix may edit Ollama's service and add
+user-space packages; a driver change and a reboot each need their own knob.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from packaging.version import InvalidVersion, Version
+
+
+class PolicyError(ValueError):
+    """One bad knob: `key`, and why."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"host data {key}: {message}")
+        self.key = key
+
+
+# NVIDIA's CUDA repository: <distro>/<arch>/ below this (x86_64, sbsa for Arm64 servers).
+# https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/ "network repository"
+NVIDIA_REPO = "https://developer.download.nvidia.com/compute/cuda/repos/{distro}/{arch}/"
+# AMD's repositories (https://rocm.docs.amd.com/projects/install-on-linux, package manager):
+# the kernel driver (amdgpu-dkms) for ROCm 7.x lives under amdgpu/<30.x>/ubuntu.
+AMDGPU_REPO = "https://repo.radeon.com/amdgpu/30.30.3/ubuntu"
+ROCM_KEY = "https://repo.radeon.com/rocm/rocm.gpg.key"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Validated knobs (README "Fix" lists each with its default)."""
+
+    report_dir: Path = Path("reports")
+    # what a fix may change
+    allow_packages: bool = True  # user-space packages: CUDA toolkit, Vulkan, cuda-keyring
+    allow_driver_change: bool = False  # NVIDIA driver, amdgpu-dkms, a Linux driver in WSL2
+    allow_reboot: bool = False  # reboot after a driver change, then verify
+    # what it installs
+    cuda_min_version: Version = Version("12.4")
+    nvidia_driver_branch: int | None = None  # None: 580 (the last for Maxwell-Volta)
+    login_user: str | None = None  # added to render/video beside the service user
+    # where from (mirrors, air-gapped fleets, the lab)
+    nvidia_repo_url: str = NVIDIA_REPO
+    nvidia_wsl_repo_url: str = NVIDIA_REPO.format(distro="wsl-ubuntu", arch="x86_64")
+    amdgpu_repo_url: str = AMDGPU_REPO
+    rocm_repo_key_url: str = ROCM_KEY
+    # how a fix proves itself
+    verify_model: str | None = None  # None: the smallest local model
+    verify_pull: bool = False  # pull verify_model when it is not there
+    verify_tokens: int = 16
+    verify_timeout: int = 60  # seconds to wait for Ollama's API after a restart
+    verify_cpu_baseline: bool = False  # time the same prompt with num_gpu 0 too
+    min_gpu_percent: int = 100
+    apt_lock_timeout: int = 120  # seconds to wait for another apt/dpkg to finish
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}\$?")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+
+
+def _bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise PolicyError(key, f"must be true or false, got {value!r}")
+
+
+def _int(key: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise PolicyError(key, f"must be a number from {low} to {high}, got {value!r}")
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise PolicyError(key, f"must be a number from {low} to {high}, got {value!r}") from None
+    if not low <= number <= high:
+        raise PolicyError(key, f"must be a number from {low} to {high}, got {value!r}")
+    return number
+
+
+def _url(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise PolicyError(key, f"must be an http(s) URL, got {value!r}")
+    parts = urlsplit(value.replace("{distro}", "d").replace("{arch}", "a"))
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(
+        c.isspace() or c in "\"'\\`$;" for c in value
+    ):
+        raise PolicyError(key, f"must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _version(key: str, value: Any) -> Version:
+    try:
+        version = Version(str(value).strip())
+    except InvalidVersion:
+        raise PolicyError(key, f"must be a version like 12.4, got {value!r}") from None
+    if not Version("12.0") <= version < Version("14"):
+        raise PolicyError(key, f"must be a CUDA 12 or 13 version, got {value!r}")
+    return version
+
+
+def _report_dir(value: Any, cwd: str | os.PathLike[str]) -> Path:
+    raw = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
+        raise PolicyError(
+            "report_dir",
+            f"must be a non-empty string path (a directory on the controller), got {raw!r}",
+        )
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = Path(cwd) / path
+    if path.exists() and not path.is_dir():
+        raise PolicyError("report_dir", f"{raw!r}: {path} exists and is not a directory")
+    return path
+
+
+def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) -> Policy:
+    """Every knob checked; PolicyError (naming the key) on the first bad one."""
+    known = {f.name for f in fields(Policy)} - {"extra"}
+    values: dict[str, Any] = {}
+    get = data.get
+    values["report_dir"] = _report_dir(get("report_dir") or "reports", cwd)
+    for key in ("allow_packages", "allow_driver_change", "allow_reboot", "verify_pull",
+                "verify_cpu_baseline"):
+        if get(key) is not None:
+            values[key] = _bool(key, get(key))
+    if get("cuda_min_version") is not None:
+        values["cuda_min_version"] = _version("cuda_min_version", get("cuda_min_version"))
+    if get("nvidia_driver_branch") not in (None, "", "auto"):
+        values["nvidia_driver_branch"] = _int(
+            "nvidia_driver_branch", get("nvidia_driver_branch"), 550, 999
+        )
+    if get("login_user") not in (None, ""):
+        user = get("login_user")
+        if not isinstance(user, str) or not _USER.fullmatch(user):
+            raise PolicyError("login_user", f"must be a user name, got {user!r}")
+        values["login_user"] = user
+    for key in ("nvidia_repo_url", "nvidia_wsl_repo_url", "amdgpu_repo_url",
+                "rocm_repo_key_url"):
+        if get(key) is not None:
+            values[key] = _url(key, get(key))
+    if get("verify_model") not in (None, ""):
+        model = get("verify_model")
+        if not isinstance(model, str) or not _MODEL.fullmatch(model):
+            raise PolicyError("verify_model", f"must be a model name (qwen2.5:0.5b), got {model!r}")
+        values["verify_model"] = model
+    for key, low, high in (("verify_tokens", 1, 32), ("verify_timeout", 5, 900),
+                           ("min_gpu_percent", 1, 100), ("apt_lock_timeout", 0, 3600)):
+        if get(key) is not None:
+            values[key] = _int(key, get(key), low, high)
+    extra = {k: v for k, v in data.items() if k not in known}
+    return Policy(**values, extra=extra)
+
+
+def knobs() -> dict[str, Any]:
+    """Every knob and its default (the README table and group_data/all.py are checked
+    against this)."""
+    default = Policy()
+    return {f.name: getattr(default, f.name) for f in fields(Policy) if f.name != "extra"}

@@ -1,0 +1,211 @@
+"""Is the model on the GPU? The verdict over what verify.sh saw on the host. Pure.
+
+Use, not detection: a fresh `inference compute` line that is not `cpu` says a GPU was found;
+/api/ps `size_vram` says how much of a loaded model sits in VRAM (the PROCESSOR column of
+`ollama ps` is computed from it), and the GPU's own process list says whether Ollama's runner
+holds GPU memory. Only without any local model does the verdict fall back to the startup log,
+marked "detection". Sources: ollama/ollama@v0.33.0-rc2:api/types.go (ProcessModelResponse,
+GenerateResponse durations in nanoseconds), cmd/cmd.go (PROCESSOR), llm/llama_server.go and
+@v0.5.2:llm/server.go (the runner process per era).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ollama_gpu_fix.bundle import split_sections
+from ollama_gpu_fix.parsers import build_snapshot
+from ollama_gpu_fix.parsers.ollama import processor_of
+
+VERIFY_HEADER = re.compile(r"^ogf-verify v(?P<version>\d+) nonce=(?P<nonce>[A-Za-z0-9]+)$")
+VERIFY_SECTIONS = (
+    "error", "wait", "version", "pull", "generate", "ps", "server", "nvidia-apps", "kfd-pids",
+    "rocm-pids", "ancestry", "baseline", "log",
+)
+# Names Ollama's runner has in a GPU's process list, per era (the kernel's comm is 15 bytes).
+RUNNER_NAMES = ("ollama", "ollama_llama_server", "ollama_llama_se", "llama-server")
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}")
+
+
+@dataclass
+class GpuProcess:
+    pid: int
+    name: str
+    used_mib: int | None = None
+    source: str = "nvidia-smi"  # nvidia-smi, nvml, kfd
+    runner: bool = False  # Ollama's server or a child of it
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    kind: str  # use | detection | cpu-expected | none
+    reason: str  # one line: what passed or what failed
+    model: str | None = None
+    tokens_per_s: float | None = None
+    size: int | None = None
+    size_vram: int | None = None
+    gpu_percent: int | None = None
+    processor: str | None = None
+    processes: list[GpuProcess] = field(default_factory=list)
+    processes_checked: str = "not checked"
+    cpu_tokens_per_s: float | None = None
+    speedup: float | None = None
+    detected: list[str] = field(default_factory=list)  # inference compute lines
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def valid_model(name: str | None) -> bool:
+    return bool(name) and _MODEL.fullmatch(name or "") is not None
+
+
+def pick_model(tags: Any, wanted: str | None) -> str | None:
+    """WANTED when given, else the smallest local model in a /api/tags body."""
+    if wanted:
+        return wanted if valid_model(wanted) else None
+    models = tags.get("models") if isinstance(tags, dict) else None
+    sized = [
+        (m.get("size") if isinstance(m.get("size"), int) else 1 << 62, m.get("name"))
+        for m in models or []
+        if isinstance(m, dict) and isinstance(m.get("name"), str) and valid_model(m.get("name"))
+    ]
+    return min(sized)[1] if sized else None
+
+
+def _json(text: str | None) -> Any:
+    try:
+        return json.loads(text or "")
+    except (ValueError, RecursionError):
+        return None
+
+
+def _rate(result: Any) -> float | None:
+    if not isinstance(result, dict):
+        return None
+    count, duration = result.get("eval_count"), result.get("eval_duration")
+    if isinstance(count, int) and isinstance(duration, int) and duration > 0:
+        return round(count / duration * 1e9, 1)
+    return None
+
+
+def _ancestry(text: str) -> dict[int, list[tuple[int, str]]]:
+    """`pid ppid comm` chains (a blank line ends each) -> {first pid: [(pid, comm), ...]}."""
+    chains: dict[int, list[tuple[int, str]]] = {}
+    chain: list[tuple[int, str]] = []
+    for line in text.split("\n") + [""]:
+        parts = line.split(None, 2)
+        if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+            chain.append((int(parts[0]), parts[2] if len(parts) > 2 else ""))
+            continue
+        if chain:
+            chains[chain[0][0]] = chain
+            chain = []
+    return chains
+
+
+def _processes(sections: dict[str, str], nvml: list[GpuProcess] | None) -> list[GpuProcess]:
+    found: list[GpuProcess] = []
+    for line in sections.get("nvidia-apps", "").split("\n"):
+        cells = [c.strip() for c in line.split(",")]
+        if len(cells) >= 2 and cells[0].isdigit():
+            used = int(cells[2]) if len(cells) > 2 and cells[2].isdigit() else None
+            found.append(GpuProcess(int(cells[0]), cells[1], used))
+    for line in sections.get("kfd-pids", "").split():
+        if line.isdigit():
+            found.append(GpuProcess(int(line), "", None, "kfd"))
+    found += nvml or []
+    return found
+
+
+def verdict(
+    output: str,
+    model: str | None,
+    min_gpu_percent: int = 100,
+    nvml: list[GpuProcess] | None = None,
+    per_process: bool = True,
+    gpu_expected: bool = True,
+) -> Verdict:
+    """The verdict over verify.sh's OUTPUT for MODEL.
+
+    PER_PROCESS False: the platform has no per-process GPU accounting (WSL2's WDDM), so the
+    process list is not asked. GPU_EXPECTED False: the host has no GPU: CPU is the answer."""
+    sections = split_sections(output.splitlines(), VERIFY_HEADER, VERIFY_SECTIONS)
+    if not gpu_expected:
+        return Verdict(True, "cpu-expected", "no GPU in this machine: CPU is expected")
+    if "error" in sections:
+        return Verdict(False, "none", sections["error"].strip())
+    if not sections:
+        return Verdict(False, "none", "the verification printed nothing (sh or curl failed)")
+    if "up=1" not in sections.get("wait", ""):
+        return Verdict(False, "none", "Ollama's API did not answer (see its log)")
+    log = build_snapshot({"ollama-serve.log": sections.get("log", "")}).log
+    detected = [c.raw.text for c in (log.compute if log else []) if c.raw]
+    gpus = [c for c in (log.compute if log else []) if not c.is_cpu]
+    if not model:
+        if gpus:
+            return Verdict(True, "detection", "no local model to run: Ollama's startup log shows "
+                           f"{len(gpus)} GPU(s) ({gpus[0].library}) - detected, not yet seen in"
+                           " use", detected=detected)
+        return Verdict(False, "detection", "no local model to run, and Ollama's startup log"
+                       " shows no GPU", detected=detected)
+    result = _json(sections.get("generate"))
+    if not isinstance(result, dict) or result.get("error") or not result.get("done"):
+        error = result.get("error") if isinstance(result, dict) else None
+        why = error or (sections.get("generate") or "no answer").strip()[:200]
+        return Verdict(False, "use", f"generating with {model} failed: {why}", model=model,
+                       detected=detected)
+    out = Verdict(False, "use", "", model=model, tokens_per_s=_rate(result), detected=detected)
+    ps = _json(sections.get("ps"))
+    entry = next(
+        (m for m in (ps.get("models") or [] if isinstance(ps, dict) else [])
+         if isinstance(m, dict) and model in (m.get("name"), m.get("model"))),
+        None,
+    )
+    if entry is None:
+        out.reason = f"{model} ran but /api/ps does not list it"
+        return out
+    size, vram = entry.get("size"), entry.get("size_vram")
+    out.size = size if isinstance(size, int) else None
+    out.size_vram = vram if isinstance(vram, int) else None
+    out.processor = processor_of(out.size, out.size_vram)
+    if out.size and out.size_vram is not None:
+        out.gpu_percent = min(100, round(out.size_vram * 100 / out.size))
+    baseline = _json(sections.get("baseline"))
+    out.cpu_tokens_per_s = _rate(baseline)
+    if out.cpu_tokens_per_s and out.tokens_per_s:
+        out.speedup = round(out.tokens_per_s / out.cpu_tokens_per_s, 1)
+    out.processes = _processes(sections, nvml)
+    chains = _ancestry(sections.get("ancestry", ""))
+    server = re.search(r"mainpid=(\d+)", sections.get("server", ""))
+    server_pid = int(server.group(1)) if server and server.group(1) != "0" else None
+    for proc in out.processes:
+        chain = chains.get(proc.pid, [])
+        names = [c for _, c in chain] + [proc.name.rsplit("/", 1)[-1]]
+        in_service = server_pid is not None and any(pid == server_pid for pid, _ in chain)
+        proc.runner = in_service or (server_pid is None and any(n in RUNNER_NAMES for n in names))
+    if not per_process:
+        out.processes_checked = "not available (WSL2 reports no per-process GPU memory)"
+    elif "nvidia-apps" in sections or "kfd-pids" in sections or nvml is not None:
+        out.processes_checked = "yes"
+    rate = f"{out.tokens_per_s} tokens/s" if out.tokens_per_s else "rate unknown"
+    if out.gpu_percent is None:
+        out.reason = f"/api/ps gave no size/size_vram for {model}"
+    elif out.gpu_percent == 0:
+        out.reason = f"{model} runs 100% on the CPU ({rate}; size_vram 0 of {out.size} bytes)"
+    elif out.gpu_percent < min_gpu_percent:
+        out.reason = (f"only {out.gpu_percent}% of {model} is on the GPU ({out.processor}; "
+                      f"min_gpu_percent={min_gpu_percent})")
+    elif out.processes_checked == "yes" and not any(p.runner for p in out.processes):
+        out.reason = (f"/api/ps says {out.processor} but no Ollama process holds GPU memory "
+                      f"({len(out.processes)} GPU process(es) seen)")
+    else:
+        out.passed = True
+        speed = f", {out.speedup}x the CPU" if out.speedup else ""
+        held = " and its runner holds GPU memory" if out.processes_checked == "yes" else ""
+        out.reason = f"{model}: {out.processor}{held}, {rate}{speed}"
+    return out
