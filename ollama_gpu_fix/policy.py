@@ -132,7 +132,8 @@ def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) 
     known = {f.name for f in fields(Policy)} - {"extra"}
     values: dict[str, Any] = {}
     get = data.get
-    values["report_dir"] = _report_dir(get("report_dir") or "reports", cwd)
+    raw = get("report_dir")
+    values["report_dir"] = _report_dir("reports" if raw is None else raw, cwd)
     for key in ("allow_packages", "allow_driver_change", "allow_reboot", "verify_pull",
                 "verify_cpu_baseline"):
         if get(key) is not None:

@@ -97,13 +97,23 @@ def nothing_to_confirm(host: Host) -> None:
         sys.stdin = io.StringIO("\n")
 
 
-def diagnose_host(host: Host) -> HostDiagnosis:
+def diagnose_host(host: Host) -> HostDiagnosis | None:
     """Probe the current host once, diagnose, print the text report, write the JSON report.
 
     Changes nothing on the host: the only remote command is the read-only probe fact.
     """
     nothing_to_confirm(host)
-    settings = validate_host_data(host.data.dict(), host.state.cwd or os.getcwd())
+    try:
+        settings = validate_host_data(host.data.dict(), host.state.cwd or os.getcwd())
+    except DeployError as exc:
+        if len(host.state.inventory) == 1:
+            raise  # one host: pyinfra's own error line says it
+        # a fleet: this host fails, the others go on (raising would stop them all)
+        from ollama_gpu_fix.deploy.operations import refuse
+
+        logger.error(f"{host.print_prefix}{exc}")
+        refuse(name="Refuse", why=str(exc))
+        return None
     sections = host.get_fact(OllamaGpuProbe) or {}
     snapshot = build_snapshot(sections)
     diagnosis = diagnose(snapshot)

@@ -115,3 +115,21 @@ class UrlProblem(FactBase[str]):
 
     def process(self, output: list[str]) -> str:
         return " ".join(line.strip() for line in output if line.strip())
+
+
+class BootIdentity(FactBase[str]):
+    """Which boot this is: the kernel's boot_id and when PID 1 started.
+
+    pyinfra's own reboot check compares uptimes, which a container shares with its host
+    kernel; PID 1's start time changes with every boot of a machine or a container."""
+
+    @staticmethod
+    def default() -> str:
+        return ""
+
+    def command(self) -> str:
+        return ("printf '%s %s\\n' \"$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)\""
+                " \"$(cut -d' ' -f22 /proc/1/stat 2>/dev/null)\"")
+
+    def process(self, output: list[str]) -> str:
+        return " ".join(output).strip()

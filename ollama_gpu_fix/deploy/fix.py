@@ -19,13 +19,14 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.host import Host
 from pyinfra.connectors.local import LocalConnector
-from pyinfra.operations import server, systemd
+from pyinfra.operations import systemd
 from pyinfra.operations.util import any_changed
 
 from ollama_gpu_fix import report
+from ollama_gpu_fix.deploy.connections import tolerate_lost_connections
 from ollama_gpu_fix.deploy.diagnose import safe_file_name, write_json_report
 from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
-from ollama_gpu_fix.deploy.operations import refuse
+from ollama_gpu_fix.deploy.operations import reboot, refuse
 from ollama_gpu_fix.deploy.remedies import Applied, preflight, registry
 from ollama_gpu_fix.deploy.verify import verify_gpu
 from ollama_gpu_fix.findings import Diagnosis
@@ -38,11 +39,15 @@ from ollama_gpu_fix.snapshot import Snapshot
 from ollama_gpu_fix.verdict import Verdict, pick_model
 
 
-def _policy(host: Host) -> Policy:
+def _policy(host: Host) -> Policy | None:
+    """The host's policy; None (and this host fails at execution, the others go on) when a
+    knob is bad: raising here would stop pyinfra for every host of the inventory."""
     try:
         return policy_from_host_data(host.data.dict(), host.state.cwd or ".")
     except PolicyError as exc:
-        raise DeployError(f"{exc}; nothing was changed") from None
+        logger.error(f"{host.print_prefix}{exc}; nothing will be changed on this host")
+        refuse(name="Refuse", why=f"{exc}; nothing was changed")
+        return None
 
 
 def _confirmable(host: Host) -> None:
@@ -88,6 +93,12 @@ class FixReport:
         except OSError as exc:
             raise DeployError(f"cannot write the report {self.path}: {exc.strerror or exc}") \
                 from exc
+
+    def refused(self, reason: str) -> None:
+        """A preflight check stopped the host before any change."""
+        self.data["result"] = "refused"
+        self.data["reason"] = reason
+        self.write()
 
     def record(self, result: Verdict, rolled_back: bool, after: dict[str, Any] | None) -> None:
         self.data["steps_applied"] = [
@@ -139,8 +150,11 @@ def _verify_settings(snapshot: Snapshot, diagnosis: Diagnosis, policy: Policy,
 @deploy("Fix Ollama's GPU")
 def fix_host(host: Host) -> Plan:
     """The whole fix for one host (see the module docstring)."""
-    policy = _policy(host)
+    tolerate_lost_connections()
     _confirmable(host)
+    policy = _policy(host)
+    if policy is None:
+        return Plan(blocked="bad host data")
     sections = host.get_fact(OllamaGpuProbe) or {}
     snapshot = build_snapshot(sections)
     diagnosis = diagnose(snapshot)
@@ -163,11 +177,11 @@ def fix_host(host: Host) -> Plan:
     )
     if the_plan.blocked or not sections:
         reason = the_plan.blocked or "the probe returned no evidence"
-        fix_report.data["result"] = "refused"
+        fix_report.data.update(result="refused", reason=reason)
         fix_report.write()
         refuse(name="Refuse", why=f"nothing was changed: {reason}")
         return the_plan
-    preflight(the_plan.runnable, policy)
+    preflight(the_plan.runnable, policy, on_fail=fix_report.refused)
     remedies = registry()
     total = Applied()
     for step in the_plan.runnable:
@@ -181,13 +195,13 @@ def fix_host(host: Host) -> Plan:
     if total.restart:
         systemd.service(name="Restart ollama", service="ollama.service", running=True,
                         restarted=True, _if=any_changed(*total.restart))
-    reboot = next((s for s in the_plan.runnable if s.action == "reboot"), None)
-    if reboot is not None:
+    reboot_step = next((s for s in the_plan.runnable if s.action == "reboot"), None)
+    if reboot_step is not None:
         gate = any_changed(*total.reboot) if total.reboot else (lambda: True)
-        server.reboot(name="Reboot (new kernel module)", _if=gate)
+        reboot(name="Reboot (new kernel module)", _if=gate)
     elif the_plan.reboot_required:
         refused = next(s.refused for s in the_plan.steps if s.action == "reboot")
-        fix_report.data["result"] = "reboot required"
+        fix_report.data.update(result="reboot required", reason=refused)
         fix_report.write()
         refuse(name="Refuse", why=f"not verified: {refused}")
         return the_plan
@@ -207,6 +221,29 @@ def fix_host(host: Host) -> Plan:
     verify_gpu(name="Verify: the model runs on the GPU", settings=settings, record=record,
                changed_service=changed_service)
     return the_plan
+
+
+@deploy("Verify Ollama's GPU")
+def verify_host(host: Host) -> None:
+    """Read-only: probe, then the verification fix_host ends with; the report says so."""
+    tolerate_lost_connections()
+    policy = _policy(host)
+    if policy is None:
+        return
+    sections = host.get_fact(OllamaGpuProbe) or {}
+    snapshot = build_snapshot(sections)
+    diagnosis = diagnose(snapshot)
+    logger.info("\n%s\n", report.render_text(snapshot, diagnosis, host=host.name))
+    fix_report = FixReport(
+        policy.report_dir / f"{safe_file_name(host.name)}.json",
+        {"host": host.name, "mode": "verify",
+         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+         "diagnosis_before": _diagnosis_json(snapshot, diagnosis), "result": "planned",
+         "primary": diagnosis.primary},
+    )
+    settings = _verify_settings(snapshot, diagnosis, policy, _is_local(host))
+    verify_gpu(name="Verify: the model runs on the GPU", settings=settings,
+               record=lambda result, rolled_back: fix_report.record(result, rolled_back, None))
 
 
 def _plain_value(value: Any) -> Any:

@@ -10,25 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from io import StringIO
 
 from pyinfra import host, logger, state
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.connectors.util import clear_askpass_cache, remove_any_sudo_askpass_file
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, FileContents, Sha1File
 from pyinfra.facts.server import Groups, Users
 from pyinfra.operations import apt, files, server
 
-from ollama_gpu_fix.deploy.facts import AptLockHolders, AptSimulatedRemovals, UrlProblem
+from ollama_gpu_fix.deploy.facts import (
+    AptLockHolders,
+    AptSimulatedRemovals,
+    BootIdentity,
+    UrlProblem,
+)
 from ollama_gpu_fix.dropin import BACKUP_DIR, remove_assignments
 
 CACHE_DIR = "/var/cache/ollama-gpu-fix"
 CUDA_KEYRING = "cuda-keyring_1.1-1_all.deb"  # NVIDIA's keyring package (writes source + pin)
 
 
-def fail_host(state, host, reason: str) -> bool:  # noqa: ANN001 - pyinfra's callback signature
-    """A FunctionCommand that fails this host with one line (other hosts go on)."""
+def fail_host(state, host, reason: str, on_fail=None) -> bool:  # noqa: ANN001
+    """A FunctionCommand (pyinfra's callback signature) that fails this host with one line
+    (other hosts go on); ON_FAIL(reason) records it first (the fix's JSON report)."""
     host.log_styled(reason, fg="red", log_func=logger.error)
+    if on_fail is not None:
+        on_fail(reason)
     return False
 
 
@@ -59,14 +69,15 @@ def restore_commands(path: str) -> list[StringCommand]:
 
 
 @operation()
-def refuse(why: str):
+def refuse(why: str, on_fail: Callable[[str], None] | None = None):
     """Fail this host with WHY (one line): a step the policy or the platform forbids, or a
     cause only a person can fix. Nothing else runs on the host.
 
     + why: the reason, naming the knob or the manual step
+    + on_fail: called with the reason before the host fails
     """
     if state.is_executing:
-        yield FunctionCommand(fail_host, (why,), {})
+        yield FunctionCommand(fail_host, (why, on_fail), {})
 
 
 @operation()
@@ -146,12 +157,13 @@ def group_members(users: list[str], groups: list[str]):
 
 
 @operation()
-def apt_idle(timeout: int = 120):
+def apt_idle(timeout: int = 120, on_fail: Callable[[str], None] | None = None):
     """Wait (bounded) until no other apt or dpkg holds the lock; fail the host in one line.
 
     pyinfra 3.10 has no lock wait (pyinfra PR #1937 came later). Counts as no change.
 
     + timeout: seconds to wait
+    + on_fail: called with the reason before the host fails
     """
     if not state.is_executing:
         return
@@ -164,17 +176,18 @@ def apt_idle(timeout: int = 120):
         who = "; ".join(holders[:2])
         yield FunctionCommand(fail_host, (
             f"apt is busy (lock held: {who}) after {timeout} s: nothing was changed; run again"
-            " when it is done (apt_lock_timeout sets the wait)",), {})
+            " when it is done (apt_lock_timeout sets the wait)", on_fail), {})
         return
     host.noop("apt and dpkg are idle")
 
 
 @operation()
-def reachable(url: str, knob: str):
+def reachable(url: str, knob: str, on_fail: Callable[[str], None] | None = None):
     """Fail the host in one line, before anything changes, when a repository does not answer.
 
     + url: a file in the repository (the keyring package, the signing key)
     + knob: the host data key that points elsewhere (a mirror)
+    + on_fail: called with the reason before the host fails
     """
     if not state.is_executing:
         return
@@ -182,7 +195,7 @@ def reachable(url: str, knob: str):
     if problem:
         yield FunctionCommand(fail_host, (
             f"{url} does not answer ({problem[:160]}): nothing was changed (set {knob} to a"
-            " mirror this host can reach)",), {})
+            " mirror this host can reach)", on_fail), {})
         return
     host.noop(f"{url} answers")
 
@@ -229,3 +242,39 @@ def cuda_keyring(repo_url: str):
     yield from files.download._inner(src=repo_url.rstrip("/") + "/" + CUDA_KEYRING, dest=deb,
                                      mode="644")
     yield from apt.deb._inner(src=deb)
+
+
+@operation(is_idempotent=False)
+def reboot(delay: int = 3, interval: int = 1, timeout: int = 300):
+    """Reboot and wait until the host is back in a new boot (pyinfra's server.reboot, with
+    the boot told apart by BootIdentity instead of uptime, which containers share).
+
+    + delay: seconds before the first reconnect attempt
+    + interval: seconds between attempts
+    + timeout: seconds before giving up
+    """
+    before: list[str] = []
+
+    def capture(state, host):  # noqa: ANN001 - pyinfra's callback signature
+        remove_any_sudo_askpass_file(host)
+        before.append(host.get_fact(BootIdentity))
+
+    yield FunctionCommand(capture, (), {})
+    yield StringCommand("( sleep 1 && reboot ) </dev/null >/dev/null 2>&1 &")
+
+    def wait_and_reconnect(state, host):  # noqa: ANN001
+        time.sleep(delay)
+        clear_askpass_cache(host)
+        host.disconnect()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            host.connect(show_errors=False)
+            if host.connected and host.get_fact(BootIdentity) not in ("", before[0]):
+                clear_askpass_cache(host)
+                return True
+            time.sleep(interval)
+        host.log_styled(f"the host did not come back from its reboot within {timeout} s",
+                        fg="red", log_func=logger.error)
+        return False
+
+    yield FunctionCommand(wait_and_reconnect, (), {})

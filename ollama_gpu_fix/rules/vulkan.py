@@ -46,8 +46,8 @@ def _vulkan_remedy(ctx: Context) -> Remedy:
 
 
 def vulkan_needed(ctx: Context) -> Iterator[Finding]:
-    if ctx.gpu_compute:
-        return
+    if ctx.gpu_compute or ctx.events("igpu-dropped"):
+        return  # Vulkan found the GPU (an iGPU dropped by policy: igpu-disabled speaks)
     env = ctx.service_env or {}
     enabled = env.get("OLLAMA_VULKAN", "").strip().lower() in ("1", "true")
     evidence = ctx.lines("vulkan-disabled")

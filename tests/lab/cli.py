@@ -86,24 +86,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def fix_twice(lab: Lab, tmp: Path) -> tuple[int, int]:
     """deploys/fix_gpu.py over every host, twice; (converged hosts, hosts the second changed)."""
-    first = fix_run.run(tmp / "fix1")
-    print(first.stderr[-8000:], file=sys.stderr)
-    second = fix_run.run(tmp / "fix2")
-    print(second.stderr[-3000:], file=sys.stderr)
-    converged = 0
+    twice = fix_run.fix_twice(lab, tmp)
+    print(twice.first.stderr[-6000:], file=sys.stderr)
     for p in lab.profiles:
-        judged = fix_run.judge(p, first, second)
-        if p.expected_fix == "lost":
-            judged.ok = judged.ok and lab.revive(p.name)
+        judged = twice.judged[p.name]
         ok = judged.ok and not judged.second_run_changes
-        converged += ok
         print(f"lab: fix {p.name:<24} expected {p.expected_fix:<16} "
               f"{'ok' if ok else 'NOT CONVERGED'}: {judged.why}"
               f"{'; second run changed it' if judged.second_run_changes else ''}",
               file=sys.stderr)
-    print(f"lab: fix took {first.seconds:.1f}s, second run {second.seconds:.1f}s",
+    print(f"lab: fix took {twice.first.seconds:.1f}s, second run {twice.second.seconds:.1f}s",
           file=sys.stderr)
-    return converged, len(second.changed)
+    return twice.converged, len(twice.second.changed)
 
 
 if __name__ == "__main__":

@@ -51,3 +51,12 @@ def diagnosis(lab, tmp_path_factory) -> diagnose_run.DiagnoseResult:
     result = diagnose_run.run(reports)
     print(result.output[-4000:], file=sys.stderr)
     return result
+
+
+@pytest.fixture(scope="module")
+def fixes(lab, diagnosis, tmp_path_factory):  # after the diagnosis: it reads the hosts as found
+    from tests.lab import fix_run
+
+    twice = fix_run.fix_twice(lab, tmp_path_factory.mktemp("lab-fixes"))
+    print(twice.first.stderr[-4000:], file=sys.stderr)
+    return twice

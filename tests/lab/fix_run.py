@@ -41,6 +41,8 @@ def run(report_dir: Path, extra: list[str] | None = None, timeout: float = 900) 
     proc = subprocess.run(cmd, cwd=config.REPO_ROOT, capture_output=True, text=True,
                           timeout=timeout)
     seconds = time.monotonic() - t0
+    if config.RUN_DIR.is_dir():  # kept in .cache/last-run-logs at teardown
+        (config.RUN_DIR / f"pyinfra-{report_dir.name}.log").write_text(proc.stderr)
     reports = {}
     for path in report_dir.glob("*.json"):
         try:
@@ -101,3 +103,34 @@ def judge(profile: Profile, first: FixRun, second: FixRun) -> Judged:
 def _last_error(stderr: str, host: str) -> str:
     lines = [ln for ln in host_lines(stderr, host) if re.search(r"error|fail|not on|refus", ln, re.I)]
     return lines[-1][:300] if lines else "no error line"
+
+
+@dataclass
+class Twice:
+    first: FixRun
+    second: FixRun
+    judged: dict[str, Judged]
+
+    @property
+    def converged(self) -> int:
+        return sum(j.ok and not j.second_run_changes for j in self.judged.values())
+
+
+def fix_twice(lab, tmp: Path) -> Twice:  # noqa: ANN001 - tests.lab.lab.Lab
+    """deploys/fix_gpu.py over every host of LAB twice (faults played), every host judged."""
+    import threading
+
+    stop = threading.Event()
+    watchers = [lab.cut_when_changed(p.name, stop) for p in lab.profiles if "ssh-stop" in p.faults]
+    first = run(tmp / "fix1")
+    stop.set()
+    for watcher in watchers:
+        watcher.join()
+    second = run(tmp / "fix2")
+    judged = {}
+    for p in lab.profiles:
+        verdict = judge(p, first, second)
+        if p.expected_fix == "lost":
+            verdict.ok = lab.revive(p.name) and verdict.ok
+        judged[p.name] = verdict
+    return Twice(first, second, judged)

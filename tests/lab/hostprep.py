@@ -159,33 +159,17 @@ Description=Lab fault: a process holding dpkg's lock (test fixture)
 [Service]
 ExecStart=/usr/bin/python3 -c 'import fcntl, time; f = open("/var/lib/dpkg/lock-frontend", "w"); fcntl.lockf(f, fcntl.LOCK_EX); time.sleep(10**7)'
 """),
-    # the host vanishes as soon as the fix starts changing it (its first backup appears)
-    "ssh-stop": ("ogf-lab-sshstop.path", "paths.target.wants", """[Unit]
-Description=Lab fault: sshd goes away when the fix starts changing the host (test fixture)
-[Path]
-PathExists=/var/lib/ollama-gpu-fix/backup
-Unit=ogf-lab-sshstop.service
-"""),
 }
-SSH_STOP_SERVICE = """[Unit]
-Description=Lab fault: stop sshd and cut every SSH session (test fixture)
-ConditionPathExists=!/run/ogf-lab/ssh-stopped
-[Service]
-Type=oneshot
-ExecStart=/bin/sh -c 'touch /run/ogf-lab/ssh-stopped; systemctl stop ssh.service ssh.socket; pkill -KILL -x sshd; true'
-"""
-
-
 def fault_units(root: Path, profile: Profile) -> None:
     for fault in profile.faults:
+        if fault not in FAULT_UNITS:
+            continue  # played from outside the host (tests/lab/lab.py Lab.cut_when_changed)
         name, wants, text = FAULT_UNITS[fault]
         write(root, f"/etc/systemd/system/{name}", text)
         link = root / "etc/systemd/system" / wants / name
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.is_symlink():
             link.symlink_to(f"/etc/systemd/system/{name}")
-        if fault == "ssh-stop":
-            write(root, "/etc/systemd/system/ogf-lab-sshstop.service", SSH_STOP_SERVICE)
 
 
 def wsl_files(root: Path) -> None:

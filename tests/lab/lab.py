@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -78,6 +79,8 @@ class Lab:
         self.state["bridge"] = True
         self.save()
         network.create_bridge()
+        raise_inotify_limit(self.state, len(self.profiles))
+        self.save()
         self.record_pid("apt-repo", aptrepo.serve(config.RUN_DIR / "www",
                                                  config.RUN_DIR / "apt-repo.log"))
         keyring = signer.public_binary()
@@ -189,6 +192,27 @@ class Lab:
             raise RuntimeError(f"{host.name}: Ollama install failed: "
                                f"{res.stderr.decode(errors='replace')[-400:]}")
 
+    def cut_when_changed(self, name: str, stop: threading.Event) -> threading.Thread:
+        """Fault ssh-stop: the moment the fix starts changing host NAME (its first backup
+        appears in the overlay), stop the host's sshd and kill every SSH session, from outside
+        (nsenter), so the cut lands mid-run every time."""
+        host = next(h for h in self.hosts if h.name == name)
+        marker = host.dir / "upper/var/lib/ollama-gpu-fix/backup"
+        entry = self.state["pids"][f"nspawn:{name}"]
+
+        def watch() -> None:
+            while not stop.is_set():
+                if marker.exists():
+                    hosts.run_inside(entry["pid"], ["sh", "-c", "systemctl stop ssh.socket "
+                                     "ssh.service; pkill -KILL -x sshd; true"])
+                    self.log(f"lab: fault: cut {name}'s sshd mid-run")
+                    return
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=watch, daemon=True)
+        thread.start()
+        return thread
+
     def revive(self, name: str) -> bool:
         """Bring a host's sshd back (a fault stopped it) and check Ollama still runs there:
         the host was left as found, or better."""
@@ -220,6 +244,23 @@ def ollama_era(version: str) -> str:
     return "A" if v <= (0, 12, 3) else "B" if v < (0, 30, 0) else "C"
 
 
+INOTIFY = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def raise_inotify_limit(state: dict, hosts: int) -> None:
+    """Every booted host's systemd opens inotify instances, and all hosts count against the
+    one root user of this kernel (default 128): raise the limit for the run (restored at
+    teardown), or a host fails with "Too many open files" and never starts sshd."""
+    want = max(512, 40 * hosts)
+    try:
+        current = int(INOTIFY.read_text())
+    except (OSError, ValueError):
+        return
+    if current < want:
+        INOTIFY.write_text(f"{want}\n")
+        state["inotify"] = current
+
+
 def teardown(state: dict, log) -> list[str]:
     """Undo what STATE records; return what is still left (empty when clean)."""
     pids = state.get("pids", {})
@@ -239,6 +280,11 @@ def teardown(state: dict, log) -> list[str]:
         network.delete_host(network.HostNet(int(ns.rsplit("h", 1)[1])))
     if state.get("bridge"):
         network.delete_bridge()
+    if state.get("inotify"):
+        try:
+            INOTIFY.write_text(f"{state['inotify']}\n")
+        except OSError:
+            pass
     keep_logs()
     if config.RUN_DIR.exists():
         shutil.rmtree(config.RUN_DIR, ignore_errors=True)

@@ -33,6 +33,32 @@ def test_primary_code(diagnosis: diagnose_run.DiagnoseResult, profile):
         f"{profile.name}: expected {profile.expected_primary}, diagnose said {got}")
 
 
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.name for p in PROFILES])
+def test_fix_ends_as_the_profile_says(fixes, profile):
+    """deploys/fix_gpu.py: verified on the GPU, or the documented refusal, reboot-required,
+    rollback, lost host or bad host data, each with its one-line reason."""
+    judged = fixes.judged[profile.name]
+    assert judged.ok, f"{profile.name}: expected {profile.expected_fix}: {judged.why}"
+
+
+def test_second_fix_run_changes_nothing(fixes):
+    """pyinfra's own --json results: no operation ran a command on any host the second time."""
+    assert fixes.second.changed == set(), sorted(fixes.second.changed)
+    assert len(PROFILES) >= 16
+
+
+def test_fix_report_has_before_plan_steps_verification_after(fixes):
+    report = fixes.first.reports["cuda-visible-minus1"]
+    assert report["result"] == "verified"
+    assert report["diagnosis_before"]["primary"] == "env-forces-cpu"
+    assert report["plan"]["steps"][0]["action"] == "service_env"
+    assert any(s["changed"] for s in report["steps_applied"])
+    assert report["verification"]["gpu_percent"] == 100
+    assert report["diagnosis_after"]["primary"] == "ok-gpu"
+    again = fixes.second.reports["cuda-visible-minus1"]
+    assert again["plan"]["steps"] == [] and again["result"] == "verified"
+
+
 def test_hosts_answer_over_ssh_with_their_own_identity(lab):
     exe = diagnose_run.pyinfra_exe()
     out = subprocess.run([exe, "-y", "--json", str(config.INVENTORY_PATH), "fact",

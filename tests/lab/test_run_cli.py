@@ -35,7 +35,7 @@ def test_run_prints_the_verdict_and_leaves_nothing():
                           text=True, timeout=600, env=env(), cwd=config.REPO_ROOT)
     last = proc.stdout.strip().splitlines()[-1]
     assert LAST.match(last), proc.stdout + proc.stderr[-3000:]
-    assert last == "lab: 2 hosts, primary-correct 2/2, converged 0/2, second-run changes -1", \
+    assert last == "lab: 2 hosts, primary-correct 2/2, converged 2/2, second-run changes 0", \
         proc.stderr[-3000:]
     assert proc.returncode == 0
     assert leftovers() == []

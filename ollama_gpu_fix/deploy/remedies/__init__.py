@@ -28,13 +28,13 @@ class Applied:
             getattr(self, name).extend(getattr(other, name))
 
 
-def preflight(steps: list[Any], policy: Any) -> None:
+def preflight(steps: list[Any], policy: Any, on_fail: Callable[[str], None] | None = None) -> None:
     """Before the first change: apt must be idle and every repository a step needs must
     answer, or the host stops here, unchanged, with one line."""
     from ollama_gpu_fix.deploy.operations import CUDA_KEYRING, apt_idle, reachable
 
     if any(s.changes in ("packages", "driver") and s.action != "nvidia_uvm_reload" for s in steps):
-        apt_idle(name="Preflight: apt is idle", timeout=policy.apt_lock_timeout)
+        apt_idle(name="Preflight: apt is idle", timeout=policy.apt_lock_timeout, on_fail=on_fail)
     urls: dict[str, str] = {}
     for step in steps:
         toolkit = step.action == "cuda_toolkit" and step.params["install"]
@@ -43,7 +43,7 @@ def preflight(steps: list[Any], policy: Any) -> None:
         elif step.action == "amdgpu_driver":
             urls[step.params["key_url"]] = "rocm_repo_key_url"
     for url, knob in urls.items():
-        reachable(name=f"Preflight: {url} answers", url=url, knob=knob)
+        reachable(name=f"Preflight: {url} answers", url=url, knob=knob, on_fail=on_fail)
 
 
 def registry() -> dict[str, Callable[..., Applied]]:

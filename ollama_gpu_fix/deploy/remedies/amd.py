@@ -1,6 +1,7 @@
 """AMD: the kernel side. Ollama bundles the ROCm user space (lib/ollama/rocm*), so what a host
 needs is an amdgpu kernel driver new enough for it: amdgpu-dkms from AMD's repository, with
-AMD's key (dearmored into /etc/apt/keyrings), a signed-by source and the pin AMD documents
+AMD's key (kept armored as a .asc keyring, which apt reads since 1.4, so no gpg is needed on
+the host), a signed-by source and the pin AMD documents
 (ROCm/rocm-install-on-linux docs/6.1.2 ubuntu.rst; ROCm/amdgpu-docs 7.0.2 package-manager-
 ubuntu.rst; Debian uses the Ubuntu suites: conf.py debian_version_numbers).
 """
@@ -18,7 +19,7 @@ from pyinfra.operations import apt, files
 from ollama_gpu_fix.deploy.operations import apt_idle, reachable
 from ollama_gpu_fix.deploy.remedies import Applied
 
-KEYRING = "/etc/apt/keyrings/rocm.gpg"
+KEYRING = "/etc/apt/keyrings/rocm.asc"
 PIN = "Package: *\nPin: release o=repo.radeon.com\nPin-Priority: 600\n"
 
 
@@ -39,7 +40,10 @@ def amdgpu_driver(packages: list[str], repo_url: str, suite: str, key_url: str,
     if not _configured(repo_url):
         applied.ops.append(reachable(name="AMD's repository answers", url=key_url,
                                      knob="rocm_repo_key_url"))
-        applied.ops.append(apt.key(name="AMD's signing key", src=key_url, dest=KEYRING))
+        applied.ops.append(files.directory(name="/etc/apt/keyrings", path="/etc/apt/keyrings",
+                                           mode="755"))
+        applied.ops.append(files.download(name="AMD's signing key", src=key_url, dest=KEYRING,
+                                          mode="644"))
         applied.ops.append(apt.sources_file(
             name="AMD's amdgpu repository", filename="amdgpu", uris=repo_url, suites=suite,
             components="main", architectures="amd64", signed_by=KEYRING))
