@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -27,6 +28,27 @@ assert OllamaGpuProbe.__module__ == "ollama_gpu_fix.deploy.facts"
 diagnose_host(host)
 '''
 
+FIX_DEPLOY = '''
+from pyinfra import host
+
+from ollama_gpu_fix.deploy.fix import fix_host
+
+fix_host(host)
+'''
+
+# What the fix needs at run time beyond code: the remedies registry, the drop-in template and
+# verify.sh, read through the installed package (a wheel without them fails only on a host).
+SHIPPED = '''
+from ollama_gpu_fix.deploy.facts import verify_script
+from ollama_gpu_fix.deploy.remedies import registry
+from ollama_gpu_fix.dropin import render
+
+assert "cuda_toolkit" in registry() and "service_env" in registry(), sorted(registry())
+assert "[Service]" in render({"HSA_OVERRIDE_GFX_VERSION": "10.3.0"}, reasons=["gfx1031"])
+assert verify_script().startswith("#!/bin/sh")
+print("shipped")
+'''
+
 
 def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -34,9 +56,15 @@ def _run(argv: list[str], cwd: Path, timeout: float = 600) -> subprocess.Complet
 
 
 def test_wheel_installs_and_a_foreign_deploy_uses_it(tmp_path: Path) -> None:
+    # From a copy without build/ and *.egg-info: a stale SOURCES.txt there would ship files
+    # the package data no longer names, and the test would pass where a clean clone fails.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", ".cache", ".run", "__pycache__",
+        ".hypothesis", ".pytest_cache", ".ruff_cache", "reports", ".wheels", ".gl"))
     dist = tmp_path / "dist"
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist),
-                  str(ROOT)], tmp_path)
+                  str(source)], tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = dist.glob("ollama_gpu_fix-*.whl")
     env_dir = tmp_path / "venv"
@@ -56,5 +84,14 @@ def test_wheel_installs_and_a_foreign_deploy_uses_it(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     report = json.loads((reports / "local.json").read_text())
     assert report["primary"] and "probe-meta.txt" in report["probe_sections"]
+    shipped = _run([str(python), "-c", SHIPPED], work)
+    assert shipped.stdout.strip() == "shipped", shipped.stderr[-2000:]
+    (work / "fix.py").write_text(FIX_DEPLOY)
+    fix_reports = work / "fix-reports"
+    dry = _run([str(env_dir / "bin" / "pyinfra"), "-y", "@local", "fix.py", "--dry",
+                "--data", f"report_dir={fix_reports}"], work)
+    assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-3000:]
+    fixed = json.loads((fix_reports / "local.json").read_text())
+    assert fixed["result"] in ("planned", "refused") and "plan" in fixed, fixed
     cli = _run([str(env_dir / "bin" / "ollama-gpu-fix"), "--version"], work)
     assert cli.returncode == 0 and cli.stdout.startswith("ollama-gpu-fix 0."), cli.stdout
