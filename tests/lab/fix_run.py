@@ -110,6 +110,8 @@ class Twice:
     first: FixRun
     second: FixRun
     judged: dict[str, Judged]
+    dry: FixRun | None = None
+    dry_changed: dict[str, list[str]] = field(default_factory=dict)  # host -> paths
 
     @property
     def converged(self) -> int:
@@ -120,6 +122,17 @@ def fix_twice(lab, tmp: Path) -> Twice:  # noqa: ANN001 - tests.lab.lab.Lab
     """deploys/fix_gpu.py over every host of LAB twice (faults played), every host judged."""
     import threading
 
+    # --dry first: it must print every plan and leave every host as it was (what the host
+    # writes itself, its journal and Ollama's log, is outside the watched trees).
+    watched = ("etc", "usr", "var/lib/dpkg", "var/lib/ollama-gpu-fix", "var/cache/ollama-gpu-fix")
+    before = {h.name: _upper_state(h.dir / "upper", watched) for h in lab.hosts}
+    dry = run(tmp / "dry", ["--dry"])
+    dry_changed = {}
+    for h in lab.hosts:
+        after = _upper_state(h.dir / "upper", watched)
+        old = before[h.name]
+        dry_changed[h.name] = sorted(k for k in old.keys() | after.keys()
+                                     if old.get(k) != after.get(k))
     stop = threading.Event()
     watchers = [lab.cut_when_changed(p.name, stop) for p in lab.profiles if "ssh-stop" in p.faults]
     first = run(tmp / "fix1")
@@ -133,4 +146,14 @@ def fix_twice(lab, tmp: Path) -> Twice:  # noqa: ANN001 - tests.lab.lab.Lab
         if p.expected_fix == "lost":
             verdict.ok = lab.revive(p.name) and verdict.ok
         judged[p.name] = verdict
-    return Twice(first, second, judged)
+    return Twice(first, second, judged, dry, dry_changed)
+
+
+def _upper_state(upper: Path, trees: tuple[str, ...]) -> dict[str, tuple[int, int, int]]:
+    """What a host has written to its overlay under TREES: path -> (mode, size, mtime)."""
+    state = {}
+    for tree in trees:
+        for path in (upper / tree).rglob("*") if (upper / tree).exists() else []:
+            st = path.lstat()
+            state[str(path.relative_to(upper))] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return state

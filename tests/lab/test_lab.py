@@ -47,6 +47,24 @@ def test_second_fix_run_changes_nothing(fixes):
     assert len(PROFILES) >= 16
 
 
+def test_dry_run_prints_every_plan_and_changes_no_host(fixes):
+    """`--dry` before the real runs: each host's plan in the output, its report 'planned' (or
+    'refused' with the reason), and nothing written on any host."""
+    dry = fixes.dry
+    assert dry is not None and dry.returncode == 0, dry.stderr[-3000:]
+    assert dry.changed == set(), sorted(dry.changed)
+    assert {h: paths for h, paths in fixes.dry_changed.items() if paths} == {}
+    for p in PROFILES:
+        said = dry.stderr.splitlines()
+        if p.expected_fix == "bad host data":  # no policy, so no report directory either
+            assert any(p.name in line and "host data" in line for line in said), p.name
+            continue
+        report = dry.reports.get(p.name)
+        assert report is not None, p.name
+        assert report["result"] in ("planned", "refused", "reboot required"), p.name
+        assert any(f"Plan for {p.name}:" in line for line in said), p.name
+
+
 def test_fix_report_has_before_plan_steps_verification_after(fixes):
     report = fixes.first.reports["cuda-visible-minus1"]
     assert report["result"] == "verified"

@@ -317,3 +317,33 @@ def test_safe_file_name() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
     _counting_cli(sys.argv[1:])
+
+
+def test_fix_without_terminal_or_yes_says_what_to_do_and_runs_nothing(tmp_path: Path) -> None:
+    """From cron or CI without -y, pyinfra would ask "Press enter" and die on EOFError."""
+    out = tmp_path / "calls.json"
+    env = {**os.environ, "OGF_COUNT_OUT": str(out), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, __file__, "@local", "deploys/fix_gpu.py", "--data",
+         f"report_dir={tmp_path}"],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    said = proc.stdout + proc.stderr
+    assert "no terminal to confirm the changes: run with -y" in said, said[-2000:]
+    assert "Traceback" not in said and "EOFError" not in said
+    assert [c for c in json.loads(out.read_text()) if c["layer"] == "host"] == []
+
+
+def test_fix_dry_prints_the_plan_writes_the_report_and_changes_nothing(tmp_path: Path) -> None:
+    before = _tree_state(WATCHED)
+    proc, calls = run_counted(
+        tmp_path, "--dry", "@local", "deploys/fix_gpu.py", "--data", f"report_dir={tmp_path}"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Plan for @local:" in proc.stderr + proc.stdout
+    report = json.loads((tmp_path / "local.json").read_text())
+    assert report["result"] in ("planned", "refused") and "diagnosis_before" in report
+    assert len([c for c in calls if c["layer"] == "host"]) == 1, calls  # the probe, nothing else
+    after = _tree_state(WATCHED)
+    assert sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)) == []
