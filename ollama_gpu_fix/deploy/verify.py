@@ -19,38 +19,8 @@ from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 from ollama_gpu_fix.deploy.facts import GpuVerification
 from ollama_gpu_fix.deploy.operations import fail_host, restore_commands
 from ollama_gpu_fix.dropin import ROLLED_BACK, STATE_DIR
-from ollama_gpu_fix.verdict import GpuProcess, Verdict, verdict
-
-
-def nvml_processes() -> list[GpuProcess] | None:
-    """Processes holding GPU memory, from NVML itself (pynvml), when this machine is the host
-    (pyinfra @local) and has an NVIDIA driver; None otherwise."""
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return None
-    found: list[GpuProcess] = []
-    try:
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(handle):
-                used = proc.usedGpuMemory
-                name = ""
-                try:
-                    name = pynvml.nvmlSystemGetProcessName(proc.pid)
-                    name = name.decode() if isinstance(name, bytes) else name
-                except pynvml.NVMLError:
-                    pass
-                found.append(GpuProcess(proc.pid, name, used // 2**20 if used else None, "nvml"))
-    except pynvml.NVMLError:
-        return None
-    finally:
-        pynvml.nvmlShutdown()
-    return found
+from ollama_gpu_fix.nvml import nvml_processes
+from ollama_gpu_fix.verdict import Verdict, verdict
 
 
 @operation()
