@@ -674,7 +674,10 @@ cmdline=${ogf_cl% }
 trusted=yes
 trust=$ogf_why"
 		if ogf_have readlink; then
-			ogf_exe=$($TMO ${TMO:+10} readlink "$ogf_p/exe" 2>/dev/null | ogf_oneline)
+			# readlink's own newline ends the line (dropped by $(...)); one inside the
+			# name becomes '?' like any unprintable byte
+			ogf_exe=$($TMO ${TMO:+10} readlink "$ogf_p/exe" 2>/dev/null)
+			ogf_exe=$(printf '%s' "$ogf_exe" | ogf_oneline)
 			if [ -n "$ogf_exe" ]; then
 				ogf_rec="$ogf_rec
 exe=$ogf_exe"

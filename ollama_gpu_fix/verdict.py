@@ -109,17 +109,21 @@ def _ancestry(text: str) -> dict[int, list[tuple[int, str]]]:
 
 
 def _processes(sections: dict[str, str], nvml: list[GpuProcess] | None) -> list[GpuProcess]:
-    found: list[GpuProcess] = []
+    """Each process once. NVML (read by the controller after verify.sh ended, when the CPU
+    baseline may have unloaded the model) counts only where nvidia-smi listed none."""
+    found: dict[int, GpuProcess] = {}
     for line in sections.get("nvidia-apps", "").split("\n"):
         cells = [c.strip() for c in line.split(",")]
         if len(cells) >= 2 and cells[0].isdigit():
             used = int(cells[2]) if len(cells) > 2 and cells[2].isdigit() else None
-            found.append(GpuProcess(int(cells[0]), cells[1], used))
+            found.setdefault(int(cells[0]), GpuProcess(int(cells[0]), cells[1], used))
     for line in sections.get("kfd-pids", "").split():
         if line.isdigit():
-            found.append(GpuProcess(int(line), "", None, "kfd"))
-    found += nvml or []
-    return found
+            found.setdefault(int(line), GpuProcess(int(line), "", None, "kfd"))
+    if not any(p.source == "nvidia-smi" for p in found.values()):
+        for proc in nvml or []:
+            found.setdefault(proc.pid, proc)
+    return list(found.values())
 
 
 def verdict(
