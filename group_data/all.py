@@ -28,7 +28,7 @@ rocm_repo_key_url = "https://repo.radeon.com/rocm/rocm.gpg.key"
 # How the fix proves itself.
 verify_model = None  # None: the smallest model the server has; never pulled unless verify_pull
 verify_pull = False
-verify_tokens = 16  # tokens generated (at most 32)
+verify_tokens = 4  # tokens generated (at most 32; more gives a steadier rate)
 verify_timeout = 60  # seconds to wait for Ollama's API after a restart
 verify_cpu_baseline = False  # also time num_gpu 0 and report the speed-up
 min_gpu_percent = 100  # share of the model that must sit in VRAM (/api/ps size_vram/size)

@@ -57,7 +57,7 @@ class Policy:
     # how a fix proves itself
     verify_model: str | None = None  # None: the smallest local model
     verify_pull: bool = False  # pull verify_model when it is not there
-    verify_tokens: int = 16
+    verify_tokens: int = 4  # the proof is /api/ps and the process list; tokens time it
     verify_timeout: int = 60  # seconds to wait for Ollama's API after a restart
     verify_cpu_baseline: bool = False  # time the same prompt with num_gpu 0 too
     min_gpu_percent: int = 100

@@ -8,7 +8,7 @@
 #
 # OGF_API      http://127.0.0.1:11434 (the address the probe established)
 # OGF_MODEL    the model to run ("" = none is installed: only the startup log can tell)
-# OGF_TOKENS   tokens to generate (<= 32)
+# OGF_TOKENS   tokens to generate (<= 32, default 4)
 # OGF_WAIT     seconds to wait for the API (after a restart)
 # OGF_BASELINE 1 = also time the same prompt with num_gpu 0, then unload the model
 # OGF_PULL     1 = pull OGF_MODEL when it is not installed
@@ -34,11 +34,11 @@ ogf_main() {
 		if [ "${OGF_PULL:-0}" = 1 ]; then
 			ogf_sec pull ogf_post /api/pull "{\"model\":\"$OGF_MODEL\",\"stream\":false}" 900
 		fi
-		ogf_sec generate ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":\"5m\",\"options\":{\"num_predict\":${OGF_TOKENS:-16},\"temperature\":0}}" "${OGF_GEN_TIMEOUT:-120}"
+		ogf_sec generate ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":\"5m\",\"options\":{\"num_predict\":${OGF_TOKENS:-4},\"temperature\":0}}" "${OGF_GEN_TIMEOUT:-120}"
 		ogf_sec ps ogf_get /api/ps
 		ogf_gpu_processes
 		if [ "${OGF_BASELINE:-0}" = 1 ]; then
-			ogf_sec baseline ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":0,\"options\":{\"num_predict\":${OGF_TOKENS:-16},\"temperature\":0,\"num_gpu\":0}}" "${OGF_GEN_TIMEOUT:-120}"
+			ogf_sec baseline ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":0,\"options\":{\"num_predict\":${OGF_TOKENS:-4},\"temperature\":0,\"num_gpu\":0}}" "${OGF_GEN_TIMEOUT:-120}"
 		fi
 	fi
 	ogf_sec log ogf_log
