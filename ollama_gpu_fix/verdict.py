@@ -35,7 +35,7 @@ class GpuProcess:
     pid: int
     name: str
     used_mib: int | None = None
-    source: str = "nvidia-smi"  # nvidia-smi, nvml, kfd
+    source: str = "nvidia-smi"  # nvidia-smi, nvml, rocm-smi, kfd
     runner: bool = False  # Ollama's server or a child of it
 
 
@@ -108,6 +108,25 @@ def _ancestry(text: str) -> dict[int, list[tuple[int, str]]]:
     return chains
 
 
+def _rocm_smi_pids(text: str) -> list[GpuProcess]:
+    """`rocm-smi --showpids`: after "KFD process information:" and its header, one row per
+    KFD process, tab-separated PID, PROCESS NAME, GPU(s), VRAM USED (bytes), ...
+    (ROCm/rocm_smi_lib python_smi_tools/rocm_smi.py showPids). A process that only opened
+    /dev/kfd (a monitoring daemon: ROCm/ROCm#4411) shows VRAM 0: it holds no GPU memory."""
+    found: list[GpuProcess] = []
+    rows = False
+    for line in text.split("\n"):
+        if line.startswith("KFD process information:"):
+            rows = True
+            continue
+        cells = [c.strip() for c in line.split("\t")] if "\t" in line else line.split()
+        if not rows or len(cells) < 4 or not cells[0].isdigit():
+            continue
+        used = int(cells[3]) // 2**20 if cells[3].isdigit() else None
+        found.append(GpuProcess(int(cells[0]), cells[1], used, "rocm-smi"))
+    return found
+
+
 def _processes(sections: dict[str, str], nvml: list[GpuProcess] | None) -> list[GpuProcess]:
     """Each process once. NVML (read by the controller after verify.sh ended, when the CPU
     baseline may have unloaded the model) counts only where nvidia-smi listed none."""
@@ -117,6 +136,8 @@ def _processes(sections: dict[str, str], nvml: list[GpuProcess] | None) -> list[
         if len(cells) >= 2 and cells[0].isdigit():
             used = int(cells[2]) if len(cells) > 2 and cells[2].isdigit() else None
             found.setdefault(int(cells[0]), GpuProcess(int(cells[0]), cells[1], used))
+    for proc in _rocm_smi_pids(sections.get("rocm-pids", "")):
+        found.setdefault(proc.pid, proc)
     for line in sections.get("kfd-pids", "").split():
         if line.isdigit():
             found.setdefault(int(line), GpuProcess(int(line), "", None, "kfd"))
@@ -124,6 +145,19 @@ def _processes(sections: dict[str, str], nvml: list[GpuProcess] | None) -> list[
         for proc in nvml or []:
             found.setdefault(proc.pid, proc)
     return list(found.values())
+
+
+def _listed(sections: dict[str, str]) -> bool:
+    """Did a GPU tool give a process list (possibly empty), not an error? A broken nvidia-smi
+    or rocm-smi must not fail a host whose Ollama runs on the GPU with its own libraries."""
+    if "kfd-pids" in sections:
+        return True
+    if "KFD process information:" in sections.get("rocm-pids", ""):
+        return True
+    if "nvidia-apps" in sections:
+        lines = [line for line in sections["nvidia-apps"].split("\n") if line.strip()]
+        return all(line.split(",", 1)[0].strip().isdigit() for line in lines)
+    return False
 
 
 def verdict(
@@ -191,10 +225,11 @@ def verdict(
         chain = chains.get(proc.pid, [])
         names = [c for _, c in chain] + [proc.name.rsplit("/", 1)[-1]]
         in_service = server_pid is not None and any(pid == server_pid for pid, _ in chain)
-        proc.runner = in_service or (server_pid is None and any(n in RUNNER_NAMES for n in names))
+        ours = in_service or (server_pid is None and any(n in RUNNER_NAMES for n in names))
+        proc.runner = ours and proc.used_mib != 0  # 0: it opened the device, holds nothing
     if not per_process:
         out.processes_checked = "not available (WSL2 reports no per-process GPU memory)"
-    elif "nvidia-apps" in sections or "kfd-pids" in sections or nvml is not None:
+    elif _listed(sections) or nvml is not None:
         out.processes_checked = "yes"
     rate = f"{out.tokens_per_s} tokens/s" if out.tokens_per_s else "rate unknown"
     if out.gpu_percent is None:

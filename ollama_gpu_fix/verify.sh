@@ -98,7 +98,12 @@ ogf_gpu_processes() {
 		ogf_pids="$ogf_pids $ogf_kfd"
 	fi
 	if command -v rocm-smi >/dev/null 2>&1; then
-		ogf_sec rocm-pids $TMO rocm-smi --showpids
+		ogf_rocm=$($TMO rocm-smi --showpids 2>&1 | head -c 65536)
+		ogf_sec rocm-pids printf '%s\n' "$ogf_rocm"
+		# shellcheck disable=SC2034 # the other fields are read only to skip them
+		ogf_pids="$ogf_pids $(printf '%s\n' "$ogf_rocm" | while read -r ogf_p ogf_rest; do
+			case $ogf_p in '' | *[!0-9]*) ;; *) printf '%s ' "$ogf_p" ;; esac
+		done)"
 	fi
 	# shellcheck disable=SC2086 # PIDs are words
 	ogf_sec ancestry ogf_ancestry $ogf_pids

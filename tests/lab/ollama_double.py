@@ -586,12 +586,20 @@ class State:
         self.publish_apps()
 
     def publish_apps(self) -> None:
+        """What the GPU's own tools list while a model is loaded: the process holding its
+        weights (nvidia-smi's compute apps; rocm-smi --showpids for ROCm, through KFD).
+        Vulkan offload leaves no per-process record, as on real hardware."""
         nv = [d for d in self.devices if d["kind"] == "nvidia"]
-        if not nv:
+        rocm = [d for d in self.devices if d["kind"] == "amd" and d["library"] != "Vulkan"]
+        if not nv and not rocm:
             return
         exe = (lib_dir() + "/llama-server") if era() == "C" else os.path.realpath(sys.argv[0])
-        apps = [{"pid": os.getpid(), "name": exe, "gpu": nv[0]["index"],
-                 "used_mib": MODEL_SIZE_LOADED // 2**20}] if self.loaded else []
+        apps = []
+        if self.loaded:
+            for vendor, devs in (("nvidia", nv), ("amd", rocm)):
+                if devs:
+                    apps.append({"pid": os.getpid(), "name": exe, "gpu": devs[0]["index"],
+                                 "vendor": vendor, "used_mib": MODEL_SIZE_LOADED // 2**20})
         try:
             with open(APPS_FILE + ".tmp", "w") as f:
                 json.dump(apps, f)

@@ -77,6 +77,16 @@ def test_fix_report_has_before_plan_steps_verification_after(fixes):
     assert again["plan"]["steps"] == [] and again["result"] == "verified"
 
 
+@pytest.mark.parametrize("name,source", [("cuda-visible-minus1", "nvidia-smi"),
+                                         ("amd-gfx1100-nogroups", "rocm-smi")])
+def test_verification_finds_ollamas_runner_in_the_gpus_process_list(fixes, name, source):
+    """The GPU's own tool lists the process holding the model (nvidia-smi's compute apps,
+    rocm-smi --showpids), and its parent chain leads to the unit's MainPID."""
+    v = fixes.first.reports[name]["verification"]
+    assert v["passed"] and v["processes_checked"] == "yes", v
+    assert [p["source"] for p in v["processes"] if p["runner"]] == [source], v["processes"]
+
+
 def test_hosts_answer_over_ssh_with_their_own_identity(lab):
     exe = diagnose_run.pyinfra_exe()
     out = subprocess.run([exe, "-y", "--json", str(config.INVENTORY_PATH), "fact",

@@ -110,3 +110,46 @@ def test_pick_model() -> None:
     assert pick_model(tags, None) == "qwen2.5:0.5b"
     assert pick_model(tags, "phi3:mini") == "phi3:mini"
     assert pick_model({"models": []}, None) is None and pick_model("x", None) is None
+
+
+# `rocm-smi --showpids` as ROCm SMI prints it (ROCm/rocm_smi_lib rocm_smi.py showPids; the
+# daemon row with VRAM 0 is the shape reported in ROCm/ROCm#4411).
+ROCM_PIDS = (
+    "============================ ROCm System Management Interface ============================\n"
+    "===================================== KFD Processes ======================================\n"
+    "KFD process information:\n"
+    "PID    \tPROCESS NAME   \tGPU(s)\tVRAM USED \tSDMA USED\tCU OCCUPANCY\t\n"
+    "2345   \tollama         \t1     \t1051312128\t0        \t0           \t\n"
+    "3100   \tamd-monitor    \t0     \t0         \t0        \t0           \t\n"
+    "==========================================================================================\n"
+    "================================== End of ROCm SMI Log ===================================\n"
+)
+AMD = {k: v for k, v in GPU.items() if k != "nvidia_apps"}
+
+
+def test_rocm_runner_is_found_in_rocm_smi_with_its_vram() -> None:
+    ancestry = "2345 1180 ollama\n1180 1 ollama\n1 0 systemd\n\n3100 1 amd-monitor\n1 0 systemd\n"
+    v = verdict(_out(**{**AMD, "rocm_pids": ROCM_PIDS, "ancestry": ancestry}), MODEL)
+    assert v.passed and v.processes_checked == "yes", v.reason
+    by_pid = {p.pid: p for p in v.processes}
+    assert by_pid[2345].runner and by_pid[2345].used_mib == 1002
+    assert by_pid[2345].source == "rocm-smi" and not by_pid[3100].runner
+
+
+def test_a_runner_that_holds_no_vram_does_not_count() -> None:
+    idle = ROCM_PIDS.replace("1051312128", "0         ")
+    v = verdict(_out(**{**AMD, "rocm_pids": idle, "ancestry": "2345 1180 ollama\n"}), MODEL)
+    assert not v.passed and "no Ollama process holds GPU memory" in v.reason
+
+
+def test_a_broken_gpu_tool_is_no_process_list() -> None:
+    """rocm-smi or nvidia-smi failing on its own (a distro package out of step) must not fail
+    a host whose Ollama runs on the GPU with its bundled libraries: /api/ps decides."""
+    broken = "ERROR:root:Driver not initialized (amdgpu not found in modules)\n"
+    v = verdict(_out(**{**AMD, "rocm_pids": broken}), MODEL)
+    assert v.passed and v.processes == [] and v.processes_checked == "not checked"
+    nv = verdict(_out(**{**GPU, "nvidia_apps": "Failed to initialize NVML: Unknown Error"}),
+                 MODEL)
+    assert nv.passed and nv.processes_checked == "not checked"
+    empty = verdict(_out(**{**GPU, "nvidia_apps": ""}), MODEL)  # a valid list, nobody on it
+    assert not empty.passed and "no Ollama process holds GPU memory" in empty.reason
