@@ -11,6 +11,7 @@ from ollama_gpu_fix.snapshot import Line
 # several hold, the earliest one is primary (no point fixing groups before the driver loads).
 CODE_ORDER: tuple[str, ...] = (
     "ollama-not-installed",
+    "ollama-build-without-gpu",
     "wsl1-unsupported",
     "wsl2-amd-unsupported",
     "rocm-hip-sdk-missing",
@@ -38,10 +39,11 @@ CODE_ORDER: tuple[str, ...] = (
     "other",
     "no-gpu",
     "ok-gpu",
+    "not-enough-evidence",
 )
 CODES = frozenset(CODE_ORDER)
 # Codes that describe a healthy or expected state rather than a fault.
-BENIGN = frozenset({"ok-gpu", "no-gpu"})
+BENIGN = frozenset({"ok-gpu", "no-gpu", "not-enough-evidence"})
 
 Severity = Literal["error", "warning", "info"]
 
@@ -112,4 +114,4 @@ def choose_primary(findings: list[Finding]) -> str:
         codes = [f.code for f in findings if f.severity == severity]
         if codes:
             return min(codes, key=CODE_ORDER.index)
-    return "other"
+    return "not-enough-evidence"

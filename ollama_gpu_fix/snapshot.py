@@ -389,6 +389,9 @@ class OllamaLog:
     version: str | None = None  # from a `Listening on ... (version X)` line
     total_vram: str | None = None  # "0 B" from low-vram / vram-based-context lines
     layers_offloaded: tuple[int, int] | None = None  # (on GPU, total) of the last load
+    layers_line: Line | None = None  # the line layers_offloaded comes from
+    scheduled: list[Line] = field(default_factory=list)  # sched `gpu memory` lines, 0.11.5+
+    model_memory: str | None = None  # `total memory` size="5.0 GiB" of the last load
     gpu_lines: list[Line] = field(default_factory=list)  # other lines that speak of GPUs
     line_count: int = 0
 
@@ -404,6 +407,7 @@ class ContainerRun:
     env: dict[str, str] = field(default_factory=dict)
     runtime: str | None = None
     image: str | None = None
+    errors: list[Line] = field(default_factory=list)  # the runtime refusing the GPU
 
 
 # ---- the snapshot -------------------------------------------------------------------------------

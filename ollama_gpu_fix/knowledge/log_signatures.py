@@ -35,7 +35,7 @@ SIGNATURES: tuple[Signature, ...] = (
     ),
     _s(
         "cudart-insufficient-driver",
-        r"init failure: 35\b|CUDA_ERROR_INSUFFICIENT_DRIVER|cudaErrorInsufficientDriver",
+        r"init failure: 35\b|err: 35\b|CUDA_ERROR_INSUFFICIENT_DRIVER|cudaErrorInsufficientDriver",
         "*",
         "cudaErrorInsufficientDriver = 35 (https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__TYPES.html)",
     ),
@@ -107,9 +107,9 @@ SIGNATURES: tuple[Signature, ...] = (
     # ---- AMD / ROCm ----
     _s(
         "amd-gfx-unsupported",
-        r"amdgpu is not supported \(supported types:\[(?P<supported>[^\]]*)\]\)",
+        r"amdgpu is not supported(?: \(supported types:\[(?P<supported>[^\]]*)\]\))?",
         "A",
-        "ollama/ollama@v0.11.10:discover/amd_linux.go; https://github.com/ollama/ollama/issues/8772, https://github.com/ollama/ollama/issues/12071",
+        "ollama/ollama@v0.11.10:discover/amd_linux.go (Linux: types in the msg), discover/amd_windows.go (Windows: gpu_type, supported_types keys); https://github.com/ollama/ollama/issues/8772, https://github.com/ollama/ollama/issues/2502",
     ),
     _s(
         "amd-no-rocblas-target",
@@ -119,10 +119,16 @@ SIGNATURES: tuple[Signature, ...] = (
     ),
     _s(
         "amd-permission",
-        r"permission problems block access|/dev/kfd: permission denied"
-        r"|open /dev/(?:dri/\w+|nvmap|nvidia\w*): permission denied",
+        r"permission problems block access|permissions not set up properly"
+        r"|/dev/kfd: permission denied|open /dev/(?:dri/\w+|nvmap|nvidia\w*): permission denied",
         "A*",
-        "ollama/ollama@v0.11.10:discover/amd_linux.go; https://github.com/ollama/ollama/issues/7723, https://github.com/ollama/ollama/pull/6736",
+        "ollama/ollama@v0.11.10:discover/amd_linux.go, @v0.1.24 (`Radeon card detected, but permissions not set up properly`); https://github.com/ollama/ollama/issues/7723, https://github.com/ollama/ollama/pull/6736, https://github.com/ollama/ollama/issues/2442",
+    ),
+    _s(
+        "tegra-nvmap-permission",
+        r"NvRmMemInitNvmap failed with Permission denied|/dev/nvmap\S* ?:? ?permission denied",
+        "*",
+        "Jetson (Tegra) NvRm memory manager: the user cannot open /dev/nvmap; https://github.com/ollama/ollama/issues/1289, https://github.com/ollama/ollama/issues/1979",
     ),
     _s(
         "amd-tensile-no-devices",
@@ -205,6 +211,36 @@ SIGNATURES: tuple[Signature, ...] = (
         "*",
         "ggml CUDA/HIP/Vulkan allocators (llama.cpp); https://github.com/ollama/ollama/issues/12141",
     ),
+    _s(
+        "gpu-zero-memory",
+        r"gpu has too little memory to allocate any layers|insufficient VRAM to load any model layers",
+        "AB",
+        "ollama/ollama@v0.11.10:llm/memory.go; https://github.com/MooreThreads/ollama-musa/issues/22 (a GPU reporting 0 B)",
+    ),
+    _s(
+        "cpu-no-vector-extensions",
+        r"CPU does not have (?:minimum )?vector extensions",
+        "A",
+        "ollama/ollama@v0.3.14:gpu/gpu.go (GPU runners need AVX on x86); https://github.com/ollama/ollama/issues/6827",
+    ),
+    _s(
+        "smi-insufficient-permissions",
+        r"\[Insufficient Permissions\]",
+        "*",
+        "nvidia-smi prints it for fields a MIG instance or a restricted container may not read; https://github.com/ollama/ollama/issues/932",
+    ),
+    _s(
+        "gpu-libraries-discovered",
+        r"discovered GPU libraries\"?:? ?(?:paths=)?\"?\[(?P<paths>[^\]]*)\]",
+        "A",
+        "ollama/ollama@v0.1.20:gpu/gpu.go (`Discovered GPU libraries: [...]`), @v0.11.10:discover/gpu.go (`discovered GPU libraries` paths=)",
+    ),
+    _s(
+        "gpu-library-picked",
+        r"detected GPUs\b|Unable to load (?:CUDA management|cudart|nvcuda) library (?P<path>\S+?):? ",
+        "A",
+        "ollama/ollama@v0.1.45:gpu/gpu.go (`detected GPUs` library=, `Unable to load ... library PATH: ...`)",
+    ),
     # ---- results ----
     _s(
         "no-compatible-gpus",
@@ -238,6 +274,7 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
         "OLLAMA_LIBRARY_PATH", "extra_envs", "total vram", "total_vram", "threshold",
         "default_num_ctx", "env", "version", "duration", "status", "minimum", "compute_cap",
         "runners", "backend", "major", "minor", "size", "buffer", "pid",
+        "supported_types", "minimum_memory", "layer_size", "required", "detected",
     }
 )
 # Every signature's pattern contains one of these words (a unit test holds it to that), so a
@@ -246,7 +283,7 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
 KEYWORDS = re.compile(
     r"driver|cuda|nvidia|nvml|rocm|amdgpu|amdhip|gfx|kfd|hip|rocblas|tensile|comgr|code object"
     r"|vulkan|integrated|discovery|visible|compatible|offloaded|memory|999|500|symbol"
-    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend"
+    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector"
 )
 # One pass to reject the many lines that match nothing (named groups removed to combine).
 ANY_SIGNATURE = re.compile(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from packaging.version import Version
@@ -110,3 +111,16 @@ def driver_major(version: str | None) -> int | None:
         return None
     head = version.strip().split(".")[0]
     return int(head) if head.isdigit() else None
+
+
+# The kernel module's own banner, as dmesg (and /proc/driver/nvidia/version) print it:
+# "NVRM: loading NVIDIA UNIX Open Kernel Module for x86_64  570.172.08  Release Build ..." and
+# "nvidia-modeset: Loading NVIDIA UNIX Open Kernel Mode Setting Driver for x86_64  570.172.08".
+# Source: the driver's nv.c / nvidia-modeset banners; https://github.com/ollama/ollama/issues/11932
+KERNEL_MODULE_LINE = re.compile(
+    r"(?:loading )?NVIDIA UNIX (?:Open )?(?:x86_64 |aarch64 )?Kernel (?:Module|Mode Setting Driver)"
+    r"(?: for \S+)?\s+(?P<version>\d{3}\.\d{1,3}(?:\.\d{1,3})?)",
+    re.IGNORECASE,
+)
+# User-space driver libraries carry the driver version in their file name.
+VERSIONED_LIB = re.compile(r"lib(?:cuda|nvidia-ml)\.so\.(?P<version>\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b")

@@ -140,6 +140,22 @@ def _yaml_scalar(value: str) -> str:
     return re.split(r"\s+#", value, maxsplit=1)[0]
 
 
+# What the runtimes print when they cannot give a container the GPU (docker, podman, CDI,
+# nvidia-container-cli/-runtime hooks). Sources: moby daemon/oci "could not select device
+# driver"; podman/container-device-interface "unresolvable CDI devices"; NVIDIA
+# libnvidia-container "nvidia-container-cli: initialization error"; docker "unknown or invalid
+# runtime name"; runc "error gathering device information"; https://github.com/projectbluefin/
+# dakota/issues/376, https://github.com/NVIDIA/nvidia-container-toolkit/issues/154.
+_RUNTIME_ERROR = re.compile(
+    r"could not select device driver .{0,40}capabilities: \[\[gpu\]\]"
+    r"|unresolvable CDI devices|nvidia-container-cli: (?:initialization|mount|ldcache) error"
+    r"|unknown or invalid runtime name: nvidia|error gathering device information"
+    r"|failed to create task for container.{0,200}nvidia|no such device.{0,40}/dev/(?:kfd|dri)"
+    r"|error running hook.{0,80}nvidia",
+    re.IGNORECASE,
+)
+
+
 def parse(sections: Mapping[str, str]) -> ContainerRun | None:
     if "docker-run.txt" not in sections:
         return None
@@ -153,5 +169,8 @@ def parse(sections: Mapping[str, str]) -> ContainerRun | None:
             _apply_run(_words(text[command.start() :]), run)
         else:
             other.extend(group)
+        for line in group:
+            if _RUNTIME_ERROR.search(line.text[:4096]):
+                run.errors.append(line)
     _apply_compose(other, run.raw, run)
     return run

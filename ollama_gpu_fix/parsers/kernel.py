@@ -22,6 +22,7 @@ _SYSLOG_PREFIX = re.compile(
     r"\S{3,5}\.?\s+\d{1,2}\.?\s+\d{1,2}:\d{2}:\d{2}"  # Apr 19 16:54:17 (any locale's month)
     r"|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?"  # short-iso
     r")\s+\S+\s+[\w.@/:-]+?(?:\[\d+\])?:\s?"  # host tag[pid]:
+    r"|[\w.@/-]{1,64}\[\d+\]:\s?"  # tag[pid]: alone (a paste without date and host)
 )
 _DMESG_PREFIX = re.compile(
     r"^(?:<\d+>)?\[\s*(?:\d+\.\d+|\w{3} \w{3}\s+\d+ \d{2}:\d{2}:\d{2} \d{4})\]\s?"

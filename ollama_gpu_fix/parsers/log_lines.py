@@ -16,6 +16,12 @@ line counts only when it has one of these shapes, and only its trusted parts are
   runtime with AMD_LOG_LEVEL): `ggml_cuda_init: ...`, `load_tensors: ...`, `  Device 0: ...`,
   `CUDA error: ...`, `cudaSetDevice err: 999`, `:1:rocdevice.cpp:621: ...`.
 - the CLI's own error output, pasted by users: `Error: llama runner process has terminated`.
+- a message alone, as users reformat a paste (`dropping integrated GPU; to enable, ...`,
+  `NvRmMemInitNvmap failed with Permission denied`): only when a known signature matches at
+  its very start, so no free text becomes evidence.
+
+An elision a user wrote at the front (`[...]`, `...`) is dropped first; a line that is a
+command the user typed (`$ ollama serve`) is not log output.
 
 Never evidence: gin access-log lines, llama-server's request/response logs, anything else.
 Everything here is linear in the line: a hand-written scanner, regexes anchored at the start
@@ -28,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 
 from ollama_gpu_fix.knowledge.environment import GPU_ENV_NAMES
-from ollama_gpu_fix.knowledge.log_signatures import TRUSTED_KEYS
+from ollama_gpu_fix.knowledge.log_signatures import ANY_SIGNATURE, TRUSTED_KEYS
 
 # Longest line any parser looks at. Ollama's longest real lines (the server config map, the
 # era-B device dumps at DEBUG) stay under 8 KiB; journald itself cuts lines at 48 KiB.
@@ -47,6 +53,10 @@ _ENGINE = re.compile(
 # llama.cpp server functions that echo HTTP requests and bodies (with --verbose).
 _REQUEST_ECHO = re.compile(r"(?:request|response|log_server_r|srv|slot|prompt)\b")
 _CLI_ERROR = re.compile(r"Error: ")
+_STD_LEVEL = re.compile(r"(?:DEBUG|INFO|WARN|ERROR) ")
+_FIRST_PAIR = re.compile(r" [A-Za-z_][\w.]*=")
+_ELISION = re.compile(r"(?:\[(?:\.\.\.|\u2026)\]|\.\.\.|\u2026) *")
+_PROMPT = re.compile(r"(?:[$#>\u276f]|\S+@\S+[:~][^$#]*[$#]) ")  # $ ollama serve, root@h:~# ...
 _GIN = "[GIN]"
 
 
@@ -63,13 +73,23 @@ class LogRecord:
 def classify(text: str) -> LogRecord | None:
     """The evidence a line may give, or None when it is not a shape Ollama writes."""
     line = text[:MAX_LINE].strip()
-    if not line or line.startswith(_GIN) or "| [GIN]" in line[:64]:
+    elided = _ELISION.match(line)
+    if elided:
+        line = line[elided.end() :]
+    if not line or line.startswith(_GIN) or "| [GIN]" in line[:64] or _PROMPT.match(line):
         return None
     if line.startswith("time=") or " msg=" in line or line.startswith("msg="):
         return _slog(line)
     match = _STDLOG.match(line)
     if match:
         msg = line[match.end() :]
+        leveled = _STD_LEVEL.match(msg)
+        if leveled:  # 0.2-0.3: slog through the std logger, `INFO server config env=...`
+            rest = msg[leveled.end() :]
+            first = _FIRST_PAIR.search(rest)
+            head = rest[: first.start()] if first else rest
+            pairs = scan_pairs(rest, first.start()) if first else []
+            return _record("stdlog", head.strip(), rest, pairs)
         return LogRecord("stdlog", msg, {}, msg)
     match = _SOURCE_FRAGMENT.match(line)
     if match:
@@ -81,7 +101,10 @@ def classify(text: str) -> LogRecord | None:
         return LogRecord("engine", line, {}, line)
     if _CLI_ERROR.match(line):
         return LogRecord("cli", line, {}, line)
-    return _fragment(line)
+    fragment = _fragment(line)
+    if fragment is None and ANY_SIGNATURE.match(line):
+        return LogRecord("message", line, {}, line)
+    return fragment
 
 
 def _fragment(line: str) -> LogRecord | None:

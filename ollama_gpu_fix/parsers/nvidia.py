@@ -27,7 +27,8 @@ _SMI_ERRORS = re.compile(
     re.I,
 )
 _BUS = r"([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])"
-_GPU_ROW = re.compile(r"^\|\s*(\d+)\s+(.+?)\s+(?:On|Off|N/A)\s+\|\s*" + _BUS)
+# Jetson's iGPU has no PCI bus id: `|   0  Orin (nvgpu)   N/A  | N/A   N/A |`
+_GPU_ROW = re.compile(r"^\|\s*(\d+)\s+(.+?)\s+(?:On|Off|N/A)\s+\|\s*(?:" + _BUS + r"|N/A\b)")
 _LIST_ROW = re.compile(r"^GPU (\d+): (.+?) \(UUID: (GPU-[0-9A-Fa-f-]+)\)")  # nvidia-smi -L
 _MEM_ROW = re.compile(r"(\d+)\s*MiB\s*/\s*(\d+)\s*MiB")
 _PROC_ROW = re.compile(
@@ -161,7 +162,8 @@ def parse_smi(sections: Mapping[str, str]) -> NvidiaSmi | None:
         if row:
             smi.raw.append(line)
             current = NvidiaGpu(
-                index=int(row.group(1)), name=row.group(2).strip(), bus_id=row.group(3), raw=line
+                index=int(row.group(1)), name=row.group(2).strip(), bus_id=row.group(3) or None,
+                raw=line,
             )
             table.append(current)
             continue

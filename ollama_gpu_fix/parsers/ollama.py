@@ -253,26 +253,39 @@ def _from_api(text: str) -> list[LoadedModel] | None:
 
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
           "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}  # fmt: skip
-_PS_ROW = re.compile(
-    r"^(?P<name>\S+)\s+(?P<id>[0-9a-f]{6,64})\s+(?P<size>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?i?B)\s+"
-    r"(?P<proc>\d+%/\d+% CPU/GPU|\d+% [CG]PU|Unknown)"
-)
+_PROCESSOR = re.compile(r"\d+%/\d+% CPU/GPU|\d+% [CG]PU|Unknown")
+_SIZE = re.compile(r"(?P<size>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?i?B)$", re.IGNORECASE)
+_CELLS = re.compile(r"\t+| {2,}")
 
 
 def _from_table(sections: Mapping[str, str]) -> list[LoadedModel]:
-    """`ollama ps`: sizes are decimal (format.HumanBytes); size_vram is not printed."""
+    """`ollama ps` read by its header, whatever columns this version prints (NAME ID SIZE
+    PROCESSOR UNTIL; CONTEXT since 0.6): tabwriter pads cells with two or more spaces, and a
+    row whose cells do not line up still gives its name and PROCESSOR. Sizes are decimal
+    (format.HumanBytes); size_vram is not printed."""
     models = []
+    header: list[str] | None = None
     for line, text in section_lines(sections, "ollama-ps.txt"):
-        match = _PS_ROW.match(text)
-        if not match:
+        cells = [c.strip() for c in _CELLS.split(text.strip()) if c.strip()]
+        if "NAME" in cells and "PROCESSOR" in cells:
+            header = cells
             continue
-        factor = _UNITS.get(match.group("unit").upper())
-        size = int(float(match.group("size")) * factor) if factor else None
-        models.append(
-            LoadedModel(
-                name=match.group("name"), size=size, processor=match.group("proc"), raw=line
-            )
-        )
+        if header is None or not cells:
+            continue
+        row = dict(zip(header, cells, strict=False)) if len(cells) == len(header) else {}
+        processor = row.get("PROCESSOR")
+        if processor is None or not _PROCESSOR.fullmatch(processor):
+            found = _PROCESSOR.search(text)
+            processor = found.group() if found else None
+        if processor is None:
+            continue
+        size = None
+        sized = _SIZE.match(row.get("SIZE", ""))
+        if sized:
+            factor = _UNITS.get(sized.group("unit").upper())
+            size = int(float(sized.group("size")) * factor) if factor else None
+        models.append(LoadedModel(name=row.get("NAME", cells[0]), size=size,
+                                  processor=processor, raw=line))
     return models
 
 

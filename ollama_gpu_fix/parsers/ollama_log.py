@@ -120,6 +120,15 @@ def _scan(name: str, records: list[tuple[str, LogRecord]], log: OllamaLog) -> No
         listening = _LISTENING.match(msg) if msg.startswith("Listening on") else None
         if listening:
             log.version = listening.group("version")
+        if msg == "gpu memory" and (fields.get("library") or "cpu").lower() != "cpu":
+            log.scheduled.append(line)  # the scheduler placing a load on this GPU
+        if msg == "total memory" and fields.get("size"):
+            log.model_memory = fields["size"]
+        if "layers.offload" in fields and "layers.model" in fields and log.layers_offloaded is None:
+            on_gpu, total = fields["layers.offload"], fields["layers.model"]
+            if on_gpu.isdigit() and total.isdigit():  # the estimate before `offloaded N/M`
+                log.layers_offloaded = (int(on_gpu), int(total))
+                log.layers_line = line
         vram = fields.get("total vram") or fields.get("total_vram")
         if vram:
             log.total_vram = vram
@@ -128,6 +137,7 @@ def _scan(name: str, records: list[tuple[str, LogRecord]], log: OllamaLog) -> No
             offload = sig.BY_ID["offloaded-layers"].pattern.search(text)
             if offload:
                 log.layers_offloaded = (int(offload.group("on_gpu")), int(offload.group("total")))
+                log.layers_line = line
         if sig.KEYWORDS.search(text.lower()) and sig.ANY_SIGNATURE.search(text):
             for signature in sig.SIGNATURES:
                 match = signature.pattern.search(text)

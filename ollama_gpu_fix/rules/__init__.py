@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ollama_gpu_fix.findings import Diagnosis, Finding, choose_primary
+from ollama_gpu_fix.findings import Diagnosis, Finding, Remedy, choose_primary
 from ollama_gpu_fix.rules import amd, nvidia, outcome, platforms, service, vulkan
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line, Snapshot
@@ -44,7 +44,54 @@ def diagnose(snapshot: Snapshot) -> Diagnosis:
                 Finding("other", "warning", f"rule {rule.__name__} failed: {exc!r}", [])
             )
     findings.extend(_unexplained(ctx, findings))
+    if not findings:
+        findings.append(_not_enough(ctx))
+    _advice_only_off_linux(ctx, findings)
     return Diagnosis(findings=findings, primary=choose_primary(findings))
+
+
+def _advice_only_off_linux(ctx: Context, findings: list[Finding]) -> None:
+    """On Windows and macOS the cause stays, but no systemd drop-in or apt step applies:
+    every remedy becomes advice for that platform (a container's fix is on its host or in
+    its run command, which the container rule says itself)."""
+    where = ctx.platform
+    if where not in ("windows", "macos"):
+        return
+    name = {"windows": "Windows", "macos": "macOS"}[where]
+    for finding in findings:
+        remedy = finding.remedy
+        if remedy is None or (not remedy.automatic and remedy.summary.startswith(f"({name})")):
+            continue
+        finding.remedy = Remedy(
+            "advise",
+            f"({name}) {remedy.summary} Set variables for the Ollama app (user environment,"
+            " then quit and restart Ollama); the Linux service fixes do not apply.",
+            False,
+            remedy.params,
+        )
+
+
+def _not_enough(ctx: Context) -> Finding:
+    """Neither GPU use nor a GPU failure in the evidence: say what would decide."""
+    s = ctx.s
+    have = ", ".join(s.sections) or "nothing"
+    wanted = []
+    if not s.log:
+        wanted.append("Ollama's server log from its start (`journalctl -u ollama -b`, or"
+                      " server.log), with OLLAMA_DEBUG=1")
+    elif not ctx.compute:
+        wanted.append("the log from the server's start: its `inference compute` lines")
+    if s.loaded_models is None:
+        wanted.append("`ollama ps` while a model is loaded")
+    if s.nvidia_smi is None and s.rocm is None:
+        wanted.append("`nvidia-smi` (NVIDIA) or `rocminfo` (AMD)")
+    return Finding(
+        "not-enough-evidence",
+        "info",
+        "The evidence shows neither GPU use nor a GPU failure.",
+        [Line("bundle", f"files read: {have}")],
+        Remedy("advise", "Collect " + "; ".join(wanted or ["`ollama-gpu-fix collect`"]) + "."),
+    )
 
 
 def _unexplained(ctx: Context, findings: list[Finding]) -> Iterable[Finding]:
@@ -53,7 +100,8 @@ def _unexplained(ctx: Context, findings: list[Finding]) -> Iterable[Finding]:
         return
     evidence: list[Line] = ctx.lines(*_FAILURE_EVENTS)
     if ctx.cpu_fallback:
-        evidence += [c.raw for c in ctx.compute if c.raw]
+        evidence += [c.raw for c in ctx.compute if c.raw] + ctx.lines("zero-vram")
+        evidence += [m.raw for m in ctx.s.loaded_models or [] if m.gpu_fraction == 0 and m.raw]
     if not evidence or any(f.code == "no-gpu" for f in findings):
         return
     log = ctx.s.log
@@ -61,6 +109,10 @@ def _unexplained(ctx: Context, findings: list[Finding]) -> Iterable[Finding]:
     yield Finding(
         "other",
         "error",
-        "Ollama fell back to the CPU for a reason none of the known causes explains.",
+        "Ollama runs on the CPU (no usable GPU found, or the model placed on the CPU) and the"
+        " evidence does not say why; it is quoted below.",
         list(dict.fromkeys(evidence)),
+        Remedy("advise", "Restart Ollama with OLLAMA_DEBUG=1 and read its discovery lines from"
+               " the start (`journalctl -u ollama -b`); check `nvidia-smi` or `rocminfo` and"
+               " `ollama ps` while a model runs."),
     )

@@ -18,7 +18,7 @@ def rocm_missing(ctx: Context) -> Iterator[Finding]:
         return
     evidence: list[Line] = []
     for event in ctx.events("amd-gfx-unsupported"):
-        if not event.fields.get("supported", "").strip():
+        if not _supported_list(event.fields):
             evidence.append(event.line)  # "supported types:[]": no rocBLAS files at all
     evidence += ctx.lines("amd-no-rocm-lib", "amd-comgr")
     if ctx.platform != "container":
@@ -50,7 +50,7 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_amd or ctx.gpu_compute:
         return
     evidence: list[Line] = [
-        e.line for e in ctx.events("amd-gfx-unsupported") if e.fields.get("supported", "").strip()
+        e.line for e in ctx.events("amd-gfx-unsupported") if _supported_list(e.fields)
     ]
     evidence += ctx.lines("amd-no-rocblas-target", "hip-no-binary")
     has_override = "HSA_OVERRIDE_GFX_VERSION" in (ctx.service_env or {})
@@ -99,8 +99,93 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
     )
 
 
+def _supported_list(fields: dict[str, str]) -> str:
+    """The targets an `amdgpu is not supported` line lists: in the msg on Linux, in the
+    supported_types key on Windows (discover/amd_windows.go)."""
+    return (fields.get("supported") or fields.get("supported_types", "")).strip("[] ")
+
+
+def _bundle(ctx: Context) -> amd.GfxBundle:
+    """This Ollama's ROCm targets; a dev build (0.0.0) or an unknown version: the newest."""
+    known = ctx.version if ctx.version and ctx.version.release != (0, 0, 0) else None
+    return (amd.bundle_for(known) if known else None) or amd.GFX_BUNDLES[-1]
+
+
+def override_lands_nowhere(ctx: Context) -> Iterator[Finding]:
+    """HSA_OVERRIDE_GFX_VERSION set to a target this Ollama has no kernels for (often the
+    GPU's own gfx, e.g. 11.0.3 on a gfx1103): discovery passes, the load puts nothing on it."""
+    offload = ctx.s.log.layers_offloaded if ctx.s.log else None
+    failed = ctx.cpu_fallback or bool(offload and offload[1] and offload[0] == 0)
+    known = bool(ctx.version and ctx.version.release != (0, 0, 0))
+    if ctx.gpu_used or not (failed or known):
+        return  # an unknown build with no failed load: its own target list is unknown
+    bundle = _bundle(ctx)
+    for event in ctx.events("hsa-override-set"):
+        value = event.fields.get("HSA_OVERRIDE_GFX_VERSION", "")
+        target = amd.gfx_from_override(value)
+        if target is None or target in bundle.targets:
+            continue
+        physical = [c.compute for c in ctx.compute if (c.compute or "").startswith("gfx")]
+        better = [o.value for g in physical for o in [amd.override_for(g, None)] if o]
+        yield Finding(
+            "rocm-gfx-unsupported",
+            "error",
+            f"HSA_OVERRIDE_GFX_VERSION={value} presents the GPU as {target}, which Ollama's"
+            " ROCm build has no kernels for.",
+            [event.line] + [c.raw for c in ctx.compute if c.raw] + ctx.lines("offloaded-layers"),
+            Remedy(
+                "service-env",
+                f"Set HSA_OVERRIDE_GFX_VERSION to a bundled target ({better[0]} for"
+                f" {physical[0]})." if better and physical else
+                "Set HSA_OVERRIDE_GFX_VERSION to a target Ollama bundles (see its ROCm list).",
+                False,
+                {"env": {"HSA_OVERRIDE_GFX_VERSION": better[0]}} if better else {},
+            ),
+        )
+        return
+
+
+def mixed_override(ctx: Context) -> Iterator[Finding]:
+    """One global HSA_OVERRIDE_GFX_VERSION on AMD GPUs of different gfx: it presents every
+    one as the same target, and a GPU it does not fit fails (per-device variables
+    HSA_OVERRIDE_GFX_VERSION_<n> exist: ROCm's ROCR runtime; ollama#8473, #10033)."""
+    rocm = [c for c in ctx.compute if (c.library or "").lower() == "rocm" and c.compute]
+    gfx = list(dict.fromkeys(c.compute for c in rocm if c.compute))
+    env = ctx.service_env or {}
+    lines = ctx.lines("hsa-override-set")
+    value = env.get("HSA_OVERRIDE_GFX_VERSION") or next(
+        (e.fields.get("HSA_OVERRIDE_GFX_VERSION") for e in ctx.events("hsa-override-set")), None)
+    if len(gfx) < 2 or not value or any(k.startswith("HSA_OVERRIDE_GFX_VERSION_") for k in env):
+        return
+    target = amd.gfx_from_override(value)
+    misfit = [g for g in gfx if g != target and getattr(amd.override_for(g, None), "value",
+                                                             None) != value]
+    if not misfit or target is None:
+        return
+    per_device = {f"HSA_OVERRIDE_GFX_VERSION_{i}": o.value for i, g in enumerate(gfx)
+                  for o in [amd.override_for(g, None)] if o}
+    yield Finding(
+        "rocm-gfx-unsupported",
+        "warning" if ctx.gpu_used else "error",
+        f"One global HSA_OVERRIDE_GFX_VERSION={value} presents every AMD GPU ({', '.join(gfx)})"
+        f" as {target}; it does not fit {', '.join(misfit)}.",
+        lines[:1] + [c.raw for c in rocm if c.raw],
+        Remedy(
+            "advise",
+            "Give each GPU its own override (HSA_OVERRIDE_GFX_VERSION_<n>, n = the KFD node"
+            " order) or hide the GPU it does not fit (ROCR_VISIBLE_DEVICES); a GPU with no"
+            " ROCm path can use Vulkan.",
+            False,
+            {"env": per_device},
+        ),
+    )
+
+
 def permissions(ctx: Context) -> Iterator[Finding]:
     evidence = ctx.lines("amd-permission", "amd-tensile-no-devices")
+    rocm = ctx.s.rocm
+    if rocm and rocm.error and "permission denied" in rocm.error.text.lower():
+        evidence.append(rocm.error)  # rocminfo: Unable to open /dev/kfd read-write
     user = ctx.service_user
     ids = next((u for u in ctx.s.users or [] if u.user == user), None)
     static: list[Line] = []
@@ -162,4 +247,5 @@ def windows_hip(ctx: Context) -> Iterator[Finding]:
         )
 
 
-RULES = (rocm_missing, gfx_unsupported, permissions, driver_too_old, windows_hip)
+RULES = (rocm_missing, gfx_unsupported, override_lands_nowhere, mixed_override, permissions,
+         driver_too_old, windows_hip)

@@ -15,6 +15,9 @@ from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 INTEL_VENDOR = "8086"
 GPU_ENV_PREFIXES = ("CUDA_", "HIP_", "ROCR_", "HSA_", "GGML_", "OLLAMA_", "GPU_DEVICE_ORDINAL")
 _GFX = re.compile(r"\bgfx[0-9a-f]{3,4}\b")
+_WINDOWS = re.compile(r"[A-Za-z]:\\\\?(?:Users|Program Files|Windows)|\.dll\b|amd_windows\.go"
+                      r"|AppData\\")
+_MACOS = re.compile(r"/Applications/Ollama\.app|\.dylib\b|library=Metal\b")
 
 
 class Context:
@@ -210,14 +213,25 @@ class Context:
     # ---- outcome ------------------------------------------------------------------------------
     @cached_property
     def gpu_in_use(self) -> bool:
-        """Live evidence that Ollama put work on a GPU."""
-        models = self.s.loaded_models or []
+        """Evidence that Ollama found a GPU and, unless a load says otherwise, uses it."""
         offload = self.s.log.layers_offloaded if self.s.log else None
+        if offload and offload[1] > 0 and offload[0] == 0 and not self.gpu_used:
+            return False  # found, but the load put nothing on it
+        return bool(self.gpu_compute or self.gpu_used)
+
+    @cached_property
+    def gpu_used(self) -> bool:
+        """A model was seen on a GPU: /api/ps or `ollama ps`, layers offloaded, a GPU backend
+        initialised, the scheduler placing the load on a GPU. Detection alone is not use."""
+        models = self.s.loaded_models or []
+        log = self.s.log
+        offload = log.layers_offloaded if log else None
+        if offload and offload[1] > 0:
+            return offload[0] > 0
         return bool(
-            self.gpu_compute
-            or any((m.gpu_fraction or 0) > 0 for m in models)
-            or (offload and offload[0] > 0)
+            any((m.gpu_fraction or 0) > 0 for m in models)
             or self.events("cuda-found")
+            or (log and log.scheduled)
         )
 
     @cached_property
@@ -237,15 +251,62 @@ class Context:
 
     @cached_property
     def platform(self) -> str:
-        """Where the host runs; a bundle without OS facts may still name /usr/lib/wsl paths."""
+        """Where the host runs; a bundle without OS facts may still name /usr/lib/wsl paths,
+        Windows paths and DLLs, or NVML's Windows-only refusal."""
         where = platform(self.s)
-        if where == "unknown" and self.s.log:
+        if where != "unknown":
+            return where
+        smi = self.s.nvidia_smi
+        if smi and smi.error and "blocked by the operating system" in smi.error.text:
+            return "wsl2"  # NVML_ERROR_OPERATING_SYSTEM: GPU-PV refusing the guest
+        if self.s.log:
             texts = [e.line.text for e in self.s.log.events] + [
                 ln.text for ln in self.s.log.gpu_lines
-            ]
+            ] + [c.raw.text for c in self.compute if c.raw]
             if any("/usr/lib/wsl/" in t for t in texts):
                 return "wsl2"
+            if any(_WINDOWS.search(t) for t in texts):
+                return "windows"
+            if any(_MACOS.search(t) for t in texts):
+                return "macos"
         return where
+
+    @cached_property
+    def jetson(self) -> bool:
+        """A Jetson (Tegra iGPU): nv_tegra_release, nvidia-smi's `Orin (nvgpu)`, nvmap."""
+        smi = self.s.nvidia_smi
+        names = [g.name or "" for g in (smi.gpus if smi else [])]
+        names += [ln.text for ln in (smi.raw if smi else []) if "nvgpu" in ln.text]
+        return bool(
+            (self.s.tegra and self.s.tegra.release)
+            or any("nvgpu" in n or n.startswith(("Orin", "Xavier")) for n in names)
+            or self.events("tegra-nvmap-permission")
+        )
+
+    @cached_property
+    def nvidia_module_version(self) -> tuple[str, Line] | None:
+        """The loaded kernel module's version: /proc/driver/nvidia/version, else dmesg."""
+        kern = self.s.nvidia_kernel
+        if kern and kern.version:
+            return kern.version, (kern.raw[0] if kern.raw else Line("proc", kern.version))
+        for line in self.s.dmesg or []:
+            found = nvidia.KERNEL_MODULE_LINE.search(line.text)
+            if found:
+                return found.group("version"), line
+        return None
+
+    @cached_property
+    def nvidia_userspace_versions(self) -> list[tuple[str, Line]]:
+        """Versions of libcuda.so.<v> / libnvidia-ml.so.<v> seen (libs, log paths, smi)."""
+        out: list[tuple[str, Line]] = []
+        for lib in self.s.libs or []:
+            found = nvidia.VERSIONED_LIB.search(lib.path)
+            if found:
+                out.append((found.group("version"), lib.raw or Line("ldconfig.txt", lib.path)))
+        for event in self.s.log.events if self.s.log else []:
+            for found in nvidia.VERSIONED_LIB.finditer(event.line.text):
+                out.append((found.group("version"), event.line))
+        return out
 
     def probe_absent(self, path: str) -> bool:
         """The live probe looked for this file and it was not there."""

@@ -12,6 +12,11 @@ from ollama_gpu_fix.snapshot import Line
 
 _LIBCUDA_VERSION = re.compile(r"libcuda\.so\.(\d+)\.(\d+)")
 _STALE_TOOLKIT = re.compile(r"cuda-?(?:toolkit-)?(1[01])[.-]\d")
+# A CUDA runtime Ollama did not bring: NVIDIA's PhysX folder on Windows' PATH (cudart64_30_9,
+# cudart64_65; ollama#4984), a CUDA 10/11 toolkit, a system CUDA under /usr/local/cuda.
+_FOREIGN_RUNTIME = re.compile(
+    r"PhysX|cudart64_(?:[1-9]\d?|10\d)(?:_\d+)?\.dll|cuda-?1[01]\b|/usr/local/cuda", re.I)
+_CC_BELOW_3 = re.compile(r"Compute Capability detected: [12]\.\d")
 
 
 def _driver_remedy(ctx: Context, summary: str) -> Remedy:
@@ -47,7 +52,7 @@ def no_driver(ctx: Context) -> Iterator[Finding]:
     if not ctx.gpu_compute and ctx.platform not in ("container",) and not hidden:
         evidence += ctx.lines("nvidia-no-devices", "cuda-no-device")
     # a loaded driver is proof enough, whatever sysfs says of the PCI binding
-    if (s.nvidia_kernel and s.nvidia_kernel.version) or (smi and smi.driver_version):
+    if ctx.nvidia_module_version or (smi and smi.driver_version):
         return
     if any((c.library or "").lower() == "cuda" for c in ctx.gpu_compute):
         return
@@ -125,13 +130,17 @@ def driver_mismatch(ctx: Context) -> Iterator[Finding]:
     s = ctx.s
     if s.nvidia_smi and s.nvidia_smi.error and "mismatch" in s.nvidia_smi.error.text.lower():
         evidence.append(s.nvidia_smi.error)
-    kernel = s.nvidia_kernel.version if s.nvidia_kernel else None
-    if kernel and ctx.platform not in ("wsl2", "container"):
-        for lib in s.libs or []:
-            m = _LIBCUDA_VERSION.search(lib.path)
-            if m and lib.arch != "i386" and not kernel.startswith(f"{m.group(1)}.{m.group(2)}"):
-                evidence.append(lib.raw or Line("ldconfig.txt", lib.path))
-                evidence += s.nvidia_kernel.raw[:1]
+    module = ctx.nvidia_module_version
+    if module and ctx.platform not in ("wsl2", "container"):
+        kernel, banner = module
+        i386 = {lib.path for lib in s.libs or [] if lib.arch == "i386"}
+        for version, line in ctx.nvidia_userspace_versions:
+            if line.text in i386 or version == kernel:
+                continue
+            # the kernel module's banner (/proc or dmesg) against every versioned libcuda /
+            # libnvidia-ml seen: a driver upgrade without reboot, or two driver installs
+            if version.split(".")[:2] != kernel.split(".")[:2]:
+                evidence += [line, banner]
     # a stale libcuda beside a driver that works: on bare metal that is a half-replaced driver
     if ctx.gpu_compute and ctx.platform == "native":
         evidence += ctx.lines("libcuda-missing-symbol")
@@ -173,19 +182,24 @@ def cuda_runtime_mismatch(ctx: Context) -> Iterator[Finding]:
     ]
     foreign = [
         e.line
-        for e in ctx.events("cuda-lib-load-failed")
-        if re.search(r"PhysX|cuda-?1[01]|/usr/local/cuda", e.line.text, re.IGNORECASE)
+        for e in ctx.events("cuda-lib-load-failed", "gpu-library-picked")
+        if _FOREIGN_RUNTIME.search(e.fields.get("library") or e.fields.get("path")
+                                   or e.line.text)
     ]
+    tiny = [e.line for e in ctx.events("cuda-gpu-too-old") if _CC_BELOW_3.search(e.line.text)]
+    if foreign and tiny:
+        foreign += tiny  # compute capability 1.x from a runtime that cannot describe the GPU
     if not stale and not foreign and "cuda-1" not in env.get("LD_LIBRARY_PATH", ""):
         return
     blocking = bool(on_path or foreign) or ctx.era == "A"
+    title = ("A CUDA runtime from outside Ollama was picked" if foreign and not stale else
+             "A stale CUDA 10/11 toolkit is installed"
+             + (" and on the server's library path" if on_path or foreign else ""))
     severity = "error" if blocking and not ctx.gpu_in_use else "warning"
     yield Finding(
         "cuda-runtime-mismatch",
         severity,
-        "A stale CUDA 10/11 toolkit is installed"
-        + (" and on the server's library path" if on_path or foreign else "")
-        + "; Ollama must load its own bundled CUDA 12/13 runtime.",
+        title + "; Ollama must load its own bundled CUDA 12/13 runtime.",
         stale + on_path + foreign,
         Remedy(
             "cuda-toolkit",
@@ -216,7 +230,9 @@ def uvm_broken(ctx: Context) -> Iterator[Finding]:
 
 
 def gpu_too_old(ctx: Context) -> Iterator[Finding]:
-    evidence = ctx.lines("cuda-gpu-too-old", "amd-too-old")
+    evidence = [e.line for e in ctx.events("cuda-gpu-too-old")
+                if not _CC_BELOW_3.search(e.line.text)]  # 1.x: a foreign runtime's answer
+    evidence += ctx.lines("amd-too-old")
     for event in ctx.events("cuda-cc-not-compiled"):
         evidence.append(event.line)
     for cap in ctx.compute_caps:

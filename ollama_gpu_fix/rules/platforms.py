@@ -16,7 +16,7 @@ _GUEST_DRIVER_PKG = re.compile(
     r"^(nvidia-driver-\d+|nvidia-utils-\d+|libnvidia-compute-\d+|cuda-drivers(-\d+)?"
     r"|nvidia-kernel-\S+|nvidia-dkms-\d+|nvidia-open(-\d+)?|libcuda1)$"
 )
-_LIBCUDA = re.compile(r"libcuda\.so\.\d+\.\d+")
+_LIBCUDA = re.compile(r"lib(?:cuda|nvidia-ml)\.so\.\d+\.\d+")
 
 
 def wsl1(ctx: Context) -> Iterator[Finding]:
@@ -36,10 +36,13 @@ def _guest_libcuda(ctx: Context) -> list[Line]:
         for lib in ctx.s.libs or []
         if _LIBCUDA.search(lib.path) and not lib.path.startswith(WSL_LIB)
     ]
-    for event in ctx.events("libcuda-missing-symbol", "nvidia-no-devices", "cuda-lib-load-failed"):
-        if _LIBCUDA.search(event.line.text) and WSL_LIB not in event.line.text:
+    for event in ctx.events("libcuda-missing-symbol", "nvidia-no-devices", "cuda-lib-load-failed",
+                            "gpu-library-picked", "gpu-libraries-discovered"):
+        paths = event.fields.get("paths") or event.line.text
+        # a versioned driver library beside /usr/lib/wsl/lib: the guest has its own driver
+        if any(_LIBCUDA.search(p) and not p.startswith(WSL_LIB) for p in paths.split()):
             out.append(event.line)
-    return out
+    return list(dict.fromkeys(out))
 
 
 def _guest_driver_packages(ctx: Context) -> list[Line]:
@@ -146,6 +149,12 @@ def container(ctx: Context) -> Iterator[Finding]:
     if caps is not None and not {"compute", "all"} & set(caps.split(",")):
         evidence += ctx.env_line("NVIDIA_DRIVER_CAPABILITIES")
     run = s.container_run
+    if run and run.errors:
+        evidence += run.errors  # the runtime refused to give the container the GPU
+    rocm = s.rocm
+    if rocm and rocm.error and "No such file" in rocm.error.text and (
+            in_container or "docker exec" in " ".join(r.text for r in rocm.raw[:2])):
+        evidence.append(rocm.error)  # /dev/kfd was not passed into the container
     if run:
         caps = run.env.get("NVIDIA_DRIVER_CAPABILITIES")
         if caps is not None and not {"compute", "all"} & set(caps.split(",")):
@@ -181,28 +190,53 @@ def container(ctx: Context) -> Iterator[Finding]:
 
 
 def jetson(ctx: Context) -> Iterator[Finding]:
-    tegra = ctx.s.tegra
-    if not tegra or not tegra.release or ctx.gpu_compute:
+    """Jetson with Ollama's generic CUDA runtimes: they fail against the Tegra driver (error
+    35, "driver too old or missing", with a working driver), the JetPack build does not."""
+    if not ctx.jetson or ctx.gpu_in_use:
         return
+    tegra = ctx.s.tegra
+    release = tegra.release if tegra else None
     libs = ctx.s.ollama_libs
-    has_jetpack = bool(libs and any("jetpack" in v for v in libs.variants))
-    supported = tegra.release in ("R35", "R36")
+    paths = " ".join(e.fields.get("paths", "") for e in ctx.events("gpu-libraries-discovered"))
+    has_jetpack = bool(libs and any("jetpack" in v for v in libs.variants)) or "jetpack" in paths
+    generic = (libs is not None or bool(paths)) and not has_jetpack
+    supported = release in (None, "R35", "R36")
     failing = ctx.cpu_fallback or ctx.lines(
-        "cuda-lib-load-failed",
-        "cuda-no-device",
-        "cuda-driver-insufficient",
-        "jetpack-not-detected",
+        "cuda-lib-load-failed", "cuda-no-device", "cuda-driver-insufficient",
+        "cudart-insufficient-driver", "jetpack-not-detected",
     )
-    if failing and (not supported or (libs is not None and not has_jetpack)):
+    if failing and (not supported or generic):
+        smi = ctx.s.nvidia_smi
+        marker = (tegra.raw[:1] if tegra else []) + [
+            ln for ln in (smi.raw if smi else []) if "nvgpu" in ln.text][:1]
         yield Finding(
             "jetson-unsupported",
             "error",
-            f"Jetson {tegra.release} without the JetPack-specific Ollama build.",
-            tegra.raw[:1] + (libs.raw[:3] if libs else []) + ctx.lines("jetpack-not-detected"),
+            f"Jetson{' ' + release if release else ''} running Ollama's generic CUDA runtimes;"
+            " they need the JetPack-specific build.",
+            marker + (libs.raw[:3] if libs else []) + ctx.lines(
+                "gpu-libraries-discovered", "cudart-insufficient-driver", "jetpack-not-detected"),
             Remedy(
                 "advise", "Install Ollama's JetPack 5/6 bundle (R35/R36) or set JETSON_JETPACK."
             ),
         )
 
 
-RULES = (wsl1, wsl2_amd, wsl2_guest_driver, wsl2_passthrough, container, jetson)
+def jetson_permissions(ctx: Context) -> Iterator[Finding]:
+    """Tegra's memory manager: CUDA cannot start unless the user can open /dev/nvmap (the
+    video group on L4T)."""
+    evidence = ctx.lines("tegra-nvmap-permission")
+    if evidence and not ctx.gpu_in_use:
+        user = ctx.service_user
+        yield Finding(
+            "device-permissions",
+            "error",
+            f"The service user {user!r} cannot open the Jetson's /dev/nvmap (not in video).",
+            evidence,
+            Remedy("service-groups", f"Add {user} to video (and render), then restart ollama.",
+                   True, {"user": user, "groups": ["render", "video"]}),
+        )
+
+
+RULES = (wsl1, wsl2_amd, wsl2_guest_driver, wsl2_passthrough, container, jetson,
+         jetson_permissions)

@@ -155,6 +155,17 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
                 # by hand outside the service
                 evidence += [ln for ln in [line] if ln] + proc.raw[:3]
                 wanted[name] = value
+        # 4. the server's own `server config` line (it lists every variable it reads, unset
+        # ones empty) shows a different value: the running server never got the unit's
+        logged = s.log.server_env if s.log else None
+        if (logged is not None and s.log and s.log.server_env_line and not (proc and proc.pid)
+                and not shown):  # systemctl show, when there, is the manager's own view
+            for name, (value, line) in written.items():
+                if value.strip("\"'") in HIDING_VALUES.get(name, ()):
+                    continue  # a variable that hides the GPU not reaching the server helps
+                if name in logged and logged[name] != value and name not in wanted:
+                    evidence += [ln for ln in [line] if ln] + [s.log.server_env_line]
+                    wanted[name] = value
         if unit.need_daemon_reload:
             evidence += [r for r in unit.raw if r.text.startswith("NeedDaemonReload=")]
     # 4. quoted values: systemd keeps inner quotes, ROCm rejects them (#5090)
