@@ -67,6 +67,13 @@ SIGNATURES: tuple[Signature, ...] = (
         "*",
         "ollama/ollama@v0.33.0-rc2:docs/gpu.mdx 'Linux Suspend Resume'; https://github.com/ollama/ollama/issues/6647, https://github.com/ollama/ollama/issues/2934",
     ),
+    _s(
+        "cuda-forward-compat",
+        r"forward compatibility was attempted on non supported HW|cudaErrorCompatNotSupportedOnDevice"
+        r"|CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
+        "*",
+        "CUDA error 804 (https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__TYPES.html): user-space driver newer than the loaded kernel module; https://github.com/ollama/ollama/issues/15918",
+    ),
     _s("cuda-init-500", r"init failure: 500\b", "*", "ollama/ollama@v0.11.10:discover/gpu.go (cuInit result); https://github.com/ollama/ollama/issues/5718, https://github.com/ollama/ollama/issues/6961"),
     _s(
         "nvidia-no-devices",
@@ -241,6 +248,12 @@ SIGNATURES: tuple[Signature, ...] = (
         "A",
         "ollama/ollama@v0.1.45:gpu/gpu.go (`detected GPUs` library=, `Unable to load ... library PATH: ...`)",
     ),
+    _s(
+        "runners-listed",
+        r"Dynamic LLM (?:libraries|variants)\"?:? ?(?:runners=)?\"?\[(?P<runners>[^\]]*)\]",
+        "A",
+        "ollama/ollama@v0.1.32:llm/payload.go (`Dynamic LLM libraries [cpu cuda_v11 ...]`), @v0.5.7:runners/common.go (runners=[...]); https://github.com/ollama/ollama/issues/9035",
+    ),
     # ---- results ----
     _s(
         "no-compatible-gpus",
@@ -283,7 +296,7 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
 KEYWORDS = re.compile(
     r"driver|cuda|nvidia|nvml|rocm|amdgpu|amdhip|gfx|kfd|hip|rocblas|tensile|comgr|code object"
     r"|vulkan|integrated|discovery|visible|compatible|offloaded|memory|999|500|symbol"
-    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector"
+    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|llm libraries|llm variants|forward compat"
 )
 # One pass to reject the many lines that match nothing (named groups removed to combine).
 ANY_SIGNATURE = re.compile(

@@ -130,6 +130,7 @@ class Context:
                 "cuda-gpu-too-old",
                 "cuda-cc-not-compiled",
                 "nvidia-version-mismatch",
+                "cuda-forward-compat",
                 "cuda-unknown-999",
                 "cuda-init-500",
                 "nvidia-no-devices",

@@ -126,7 +126,7 @@ def driver_too_old(ctx: Context) -> Iterator[Finding]:
 def driver_mismatch(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_nvidia:
         return
-    evidence = ctx.lines("nvidia-version-mismatch")
+    evidence = ctx.lines("nvidia-version-mismatch", "cuda-forward-compat")
     s = ctx.s
     if s.nvidia_smi and s.nvidia_smi.error and "mismatch" in s.nvidia_smi.error.text.lower():
         evidence.append(s.nvidia_smi.error)

@@ -199,4 +199,38 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
     )
 
 
-RULES = (not_installed, not_running, env_forces_cpu, override_not_applied)
+_GPU_RUNNER = ("cuda", "rocm", "vulkan", "metal", "oneapi", "jetpack", "musa", "sycl")
+
+
+def build_without_gpu(ctx: Context) -> Iterator[Finding]:
+    """The installed Ollama has no backend for any GPU: its runner list (0.1.x-0.5.x) holds
+    only CPU variants, or its lib/ollama has no cuda_*/rocm*/vulkan directory beside an
+    NVIDIA GPU. A distro or Nix package built without acceleration, a lone binary without its
+    lib directory, an image without the GPU runners (failure-modes: ollama-build-without-gpu)."""
+    if ctx.gpu_used:
+        return
+    if ctx.hardware_known and not (ctx.has_nvidia or ctx.has_amd or ctx.has_intel):
+        return  # no GPU here: a CPU build is the right one
+    evidence: list[Line] = []
+    for event in ctx.events("runners-listed"):
+        runners = event.fields.get("runners", "").replace(",", " ").split()
+        if runners and not any(r.lower().startswith(_GPU_RUNNER) for r in runners):
+            evidence.append(event.line)
+    libs = ctx.s.ollama_libs
+    if libs and libs.roots and ctx.has_nvidia and not ctx.has_amd and not any(
+            v.lower().startswith(_GPU_RUNNER) for v in libs.variants):
+        evidence.append(Line("ollama-libs.txt",
+                             f"no cuda_*/vulkan directory under {', '.join(libs.roots)}"))
+    if evidence:
+        yield Finding(
+            "ollama-build-without-gpu",
+            "error",
+            "This Ollama has no GPU backend: only CPU runners are installed.",
+            evidence,
+            Remedy("advise", "Install the GPU build of the same package (ollama-cuda,"
+                   " ollama-rocm, the Nix package with acceleration) or the official bundle"
+                   " with its lib/ollama directory; this tool does not swap packages."),
+        )
+
+
+RULES = (not_installed, build_without_gpu, not_running, env_forces_cpu, override_not_applied)
