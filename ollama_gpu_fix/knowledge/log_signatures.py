@@ -119,6 +119,18 @@ SIGNATURES: tuple[Signature, ...] = (
         "ollama/ollama@v0.11.10:discover/amd_linux.go (Linux: types in the msg), discover/amd_windows.go (Windows: gpu_type, supported_types keys); https://github.com/ollama/ollama/issues/8772, https://github.com/ollama/ollama/issues/2502",
     ),
     _s(
+        "amd-gfx-unsupported-old",
+        r"amdgpu \[\d+\] (?P<gpu_type>gfx[0-9a-f]{3,4}) is not supported by \S+ \[(?P<supported>[^\]]*)\]",
+        "A",
+        "ollama/ollama@v0.1.32:gpu/amd_linux.go (`amdgpu [N] gfxNNNN is not supported by DIR [targets]`); https://github.com/ollama/ollama/issues/4099",
+    ),
+    _s(
+        "rocblas-no-arch",
+        r"TensileLibrary\S*: Illegal seek for GPU arch : (?P<gfx_target>gfx[0-9a-f]{3,4})",
+        "*",
+        "rocBLAS Tensile loader (no kernels for this gfx); https://github.com/ollama/ollama/issues/2823",
+    ),
+    _s(
         "amd-no-rocblas-target",
         r"no rocblas support for gfx target",
         "C",
@@ -296,7 +308,7 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
 KEYWORDS = re.compile(
     r"driver|cuda|nvidia|nvml|rocm|amdgpu|amdhip|gfx|kfd|hip|rocblas|tensile|comgr|code object"
     r"|vulkan|integrated|discovery|visible|compatible|offloaded|memory|999|500|symbol"
-    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|llm libraries|llm variants|forward compat"
+    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|llm libraries|llm variants|forward compat|tensile"
 )
 # One pass to reject the many lines that match nothing (named groups removed to combine).
 ANY_SIGNATURE = re.compile(

@@ -17,7 +17,7 @@ def rocm_missing(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_amd or ctx.platform == "wsl2":
         return
     evidence: list[Line] = []
-    for event in ctx.events("amd-gfx-unsupported"):
+    for event in ctx.events("amd-gfx-unsupported", "amd-gfx-unsupported-old"):
         if not _supported_list(event.fields):
             evidence.append(event.line)  # "supported types:[]": no rocBLAS files at all
     evidence += ctx.lines("amd-no-rocm-lib", "amd-comgr")
@@ -50,9 +50,9 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_amd or ctx.gpu_compute:
         return
     evidence: list[Line] = [
-        e.line for e in ctx.events("amd-gfx-unsupported") if _supported_list(e.fields)
+        e.line for e in ctx.events("amd-gfx-unsupported", "amd-gfx-unsupported-old") if _supported_list(e.fields)
     ]
-    evidence += ctx.lines("amd-no-rocblas-target", "hip-no-binary")
+    evidence += ctx.lines("amd-no-rocblas-target", "hip-no-binary", "rocblas-no-arch")
     has_override = "HSA_OVERRIDE_GFX_VERSION" in (ctx.service_env or {})
     overrides: dict[int, tuple[str, amd.Override]] = {}  # device index -> (gfx, override)
     for index, gfx in enumerate(ctx.amd_gfx):

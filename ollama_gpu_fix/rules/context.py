@@ -148,7 +148,8 @@ class Context:
         for agent in (rocm.kfd_nodes + rocm.agents) if rocm else []:
             if agent.gfx and agent.gfx not in found:
                 found.append(agent.gfx)
-        for event in self.events("amd-gfx-unsupported", "amd-no-rocblas-target"):
+        for event in self.events("amd-gfx-unsupported", "amd-gfx-unsupported-old", "amd-no-rocblas-target",
+                                 "rocblas-no-arch"):
             gfx = event.fields.get("gpu_type") or event.fields.get("gfx_target")
             if gfx and _GFX.fullmatch(gfx) and gfx not in found:
                 found.append(gfx)
@@ -164,6 +165,8 @@ class Context:
             or any((c.library or "").lower() == "rocm" for c in self.compute)
             or self.events(
                 "amd-gfx-unsupported",
+                "amd-gfx-unsupported-old",
+                "rocblas-no-arch",
                 "amd-no-rocblas-target",
                 "amd-permission",
                 "amd-tensile-no-devices",
