@@ -284,6 +284,9 @@ SIGNATURES: tuple[Signature, ...] = (
 )
 
 BY_ID: dict[str, Signature] = {s.id: s for s in SIGNATURES}
+# Families of ids the rules ask for together (each era words the same fact its own way).
+GFX_UNSUPPORTED = ("amd-gfx-unsupported", "amd-gfx-unsupported-old")
+GFX_NAMED = (*GFX_UNSUPPORTED, "amd-no-rocblas-target", "rocblas-no-arch")
 
 # slog keys whose values are evidence: what discovery, the scheduler and the loaders print
 # about devices and libraries (discover/*.go, server/sched.go, llm/server.go per era). The

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import amd
+from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.environment import writable
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
@@ -17,7 +18,7 @@ def rocm_missing(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_amd or ctx.platform == "wsl2":
         return
     evidence: list[Line] = []
-    for event in ctx.events("amd-gfx-unsupported", "amd-gfx-unsupported-old"):
+    for event in ctx.events(*sig.GFX_UNSUPPORTED):
         if not _supported_list(event.fields):
             evidence.append(event.line)  # "supported types:[]": no rocBLAS files at all
     evidence += ctx.lines("amd-no-rocm-lib", "amd-comgr")
@@ -50,7 +51,7 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_amd or ctx.gpu_compute:
         return
     evidence: list[Line] = [
-        e.line for e in ctx.events("amd-gfx-unsupported", "amd-gfx-unsupported-old") if _supported_list(e.fields)
+        e.line for e in ctx.events(*sig.GFX_UNSUPPORTED) if _supported_list(e.fields)
     ]
     evidence += ctx.lines("amd-no-rocblas-target", "hip-no-binary", "rocblas-no-arch")
     has_override = "HSA_OVERRIDE_GFX_VERSION" in (ctx.service_env or {})

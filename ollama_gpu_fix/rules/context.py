@@ -9,6 +9,7 @@ from packaging.version import Version
 
 from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.knowledge import amd, nvidia
+from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.versions import era_of, parse_version
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 
@@ -148,8 +149,7 @@ class Context:
         for agent in (rocm.kfd_nodes + rocm.agents) if rocm else []:
             if agent.gfx and agent.gfx not in found:
                 found.append(agent.gfx)
-        for event in self.events("amd-gfx-unsupported", "amd-gfx-unsupported-old", "amd-no-rocblas-target",
-                                 "rocblas-no-arch"):
+        for event in self.events(*sig.GFX_NAMED):
             gfx = event.fields.get("gpu_type") or event.fields.get("gfx_target")
             if gfx and _GFX.fullmatch(gfx) and gfx not in found:
                 found.append(gfx)
