@@ -148,7 +148,7 @@ def _yaml_scalar(value: str) -> str:
 # dakota/issues/376, https://github.com/NVIDIA/nvidia-container-toolkit/issues/154.
 _RUNTIME_ERROR = re.compile(
     r"could not select device driver .{0,40}capabilities: \[\[gpu\]\]"
-    r"|unresolvable CDI devices|nvidia-container-cli: (?:initialization|mount|ldcache) error"
+    r"|unresolvable CDI devices|nvidia-container-cli: ?(?:initialization|mount|ldcache) error"
     r"|unknown or invalid runtime name: nvidia|error gathering device information"
     r"|failed to create task for container.{0,200}nvidia|no such device.{0,40}/dev/(?:kfd|dri)"
     r"|error running hook.{0,80}nvidia",

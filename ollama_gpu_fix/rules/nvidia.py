@@ -124,10 +124,14 @@ def driver_too_old(ctx: Context) -> Iterator[Finding]:
 
 
 def driver_mismatch(ctx: Context) -> Iterator[Finding]:
-    if not ctx.has_nvidia:
+    run = ctx.s.container_run
+    if not ctx.has_nvidia and not (run and any("nvidia" in ln.text for ln in run.errors)):
         return
     evidence = ctx.lines("nvidia-version-mismatch", "cuda-forward-compat")
     s = ctx.s
+    run = s.container_run
+    # the container runtime's hook names the host's driver: the fault is on the host
+    evidence += [ln for ln in (run.errors if run else []) if "version mismatch" in ln.text.lower()]
     if s.nvidia_smi and s.nvidia_smi.error and "mismatch" in s.nvidia_smi.error.text.lower():
         evidence.append(s.nvidia_smi.error)
     module = ctx.nvidia_module_version
