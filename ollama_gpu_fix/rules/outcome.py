@@ -110,6 +110,9 @@ def ok_gpu(ctx: Context) -> Iterator[Finding]:
         return
     evidence = [c.raw for c in ctx.gpu_compute if c.raw]
     evidence += ctx.lines("offloaded-layers", "cuda-found", "hsa-override-set")
+    log = ctx.s.log
+    if log and log.layers_line and log.layers_line not in evidence:
+        evidence.append(log.layers_line)
     for model in ctx.s.loaded_models or []:
         if model.gpu_fraction and model.raw:
             evidence.append(model.raw)
