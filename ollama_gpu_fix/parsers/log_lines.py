@@ -101,6 +101,8 @@ def classify(text: str) -> LogRecord | None:
         return LogRecord("engine", line, {}, line)
     if _CLI_ERROR.match(line):
         return LogRecord("cli", line, {}, line)
+    if line.startswith('env="map['):  # the server config line pasted from its env= on
+        return _record("slog", "server config", line, scan_pairs(line, 0))
     fragment = _fragment(line)
     if fragment is None and ANY_SIGNATURE.match(line):
         return LogRecord("message", line, {}, line)
