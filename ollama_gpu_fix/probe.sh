@@ -455,7 +455,8 @@ ogf_pkg_filter() { # "NAME VERSION" lines in, GPU-related ones out
 	# shellcheck disable=SC2034 # fields read only to skip them
 	while read -r ogf_n ogf_v ogf_rest; do
 		case $ogf_n in
-		cuda* | nvidia* | libnvidia* | libcuda* | rocm* | hip* | amdgpu* | rocblas* | hsa* | \
+		cuda* | nvidia* | libnvidia* | libcuda* | kmod-nvidia* | akmod-nvidia* | \
+			xserver-xorg-video-nvidia* | rocm* | hip* | amdgpu* | rocblas* | hsa* | \
 			comgr* | libamd* | mesa-vulkan* | vulkan* | libvulkan* | ollama*)
 			echo "$ogf_n $ogf_v"
 			;;
@@ -688,7 +689,7 @@ exe=$ogf_exe"
 			ogf_env=$($TMO ${TMO:+10} tr '\n\000' '?\n' <"$ogf_p/environ" 2>/dev/null | while IFS= read -r ogf_l; do
 				case $ogf_l in
 				CUDA_*=* | NVIDIA_*=* | HIP_*=* | ROCR_*=* | HSA_*=* | GPU_DEVICE_ORDINAL=* | \
-					GGML_*=* | OLLAMA_*=* | LD_LIBRARY_PATH=* | JETSON_JETPACK=*)
+					GGML_*=* | OLLAMA_*=* | LD_LIBRARY_PATH=* | JETSON_JETPACK=* | AMD_LOG_LEVEL=*)
 					printf 'env %.4096s\n' "$ogf_l"
 					;;
 				esac
@@ -887,7 +888,8 @@ ogf_dmesg() {
 ogf_dmesg_filter() {
 	printf '%s\n' "$ogf_dm" | while IFS= read -r ogf_l; do
 		case $ogf_l in
-		*nvidia* | *NVIDIA* | *Nvidia* | *NVRM* | *amdgpu* | *AMDGPU* | *kfd* | *KFD*)
+		*nvidia* | *NVIDIA* | *Nvidia* | *NVRM* | *nouveau* | *Xid* | *amdgpu* | *AMDGPU* | \
+			*kfd* | *KFD* | *i915* | *\[drm\]*)
 			printf '%s\n' "$ogf_l"
 			;;
 		esac

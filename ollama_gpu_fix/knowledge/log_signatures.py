@@ -287,6 +287,42 @@ BY_ID: dict[str, Signature] = {s.id: s for s in SIGNATURES}
 # Families of ids the rules ask for together (each era words the same fact its own way).
 GFX_UNSUPPORTED = ("amd-gfx-unsupported", "amd-gfx-unsupported-old")
 GFX_NAMED = (*GFX_UNSUPPORTED, "amd-no-rocblas-target", "rocblas-no-arch")
+# Lines only an NVIDIA stack prints: an NVIDIA GPU is there even when nothing else says so.
+NVIDIA_EVENTS = (
+    "nvidia-driver-too-old",
+    "cudart-insufficient-driver",
+    "cuda-driver-insufficient",
+    "cuda-old-driver",
+    "libcuda-missing-symbol",
+    "cuda-kernel-image-invalid",
+    "cuda-gpu-too-old",
+    "cuda-cc-not-compiled",
+    "nvidia-version-mismatch",
+    "cuda-forward-compat",
+    "cuda-unknown-999",
+    "cuda-init-500",
+    "nvidia-no-devices",
+    "cuda-no-device",
+    "nvml-init-failed",
+    "cuda-lib-load-failed",
+)
+# Lines only an AMD/ROCm stack prints.
+AMD_EVENTS = (
+    "amd-gfx-unsupported",
+    "amd-gfx-unsupported-old",
+    "rocblas-no-arch",
+    "amd-no-rocblas-target",
+    "amd-permission",
+    "amd-tensile-no-devices",
+    "amd-kfd-not-loaded",
+    "amd-no-rocm-lib",
+    "amd-comgr",
+    "hip-no-binary",
+    "amd-too-old",
+    "hsa-override-set",
+    "rocm-no-device",
+)
+
 
 # slog keys whose values are evidence: what discovery, the scheduler and the loaders print
 # about devices and libraries (discover/*.go, server/sched.go, llm/server.go per era). The

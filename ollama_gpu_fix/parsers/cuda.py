@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ollama_gpu_fix.knowledge.collection import GPU_PACKAGE_PREFIXES
 from ollama_gpu_fix.parsers.kernel import section_lines
 from ollama_gpu_fix.snapshot import CudaInstall, CudaToolkit, Line
 
@@ -23,11 +24,7 @@ _RPM = re.compile(
     r"^(?P<name>[A-Za-z0-9_.+-]+?)-(?P<ver>\d[\w.+~^]*-[\w.+~^]+?)\.(?:x86_64|aarch64|noarch|i686|ppc64le)$"
 )
 _PLAIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.+:-]*)\s+(?P<ver>\d[\w.+~:-]*)\s*$")
-_GPU_PACKAGE = re.compile(
-    r"^(cuda|nvidia|libnvidia|libcuda|rocm|hip|amdgpu|rocblas|hsa|comgr|libamd|mesa-vulkan"
-    r"|vulkan|libvulkan|ollama|xserver-xorg-video-nvidia|kmod-nvidia|akmod-nvidia)",
-    re.I,
-)
+_GPU_PACKAGE = re.compile("^(?:" + "|".join(map(re.escape, GPU_PACKAGE_PREFIXES)) + ")", re.I)
 _CUDA_PACKAGE = re.compile(r"^(cuda|nvidia|libnvidia|libcuda|kmod-nvidia|akmod-nvidia)", re.I)
 _TOOLKIT_PACKAGE = re.compile(
     r"^(?:nvidia-cuda-toolkit|cuda-toolkit(?:-\d+-\d+)?|cuda(?:-\d+-\d+)?)$"

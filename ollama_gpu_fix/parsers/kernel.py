@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Literal
 
+from ollama_gpu_fix.knowledge.collection import DMESG_WORDS
 from ollama_gpu_fix.parsers.log_lines import MAX_LINE
 from ollama_gpu_fix.snapshot import KernelModule, KernelVersion, Line
 
@@ -120,7 +121,7 @@ def parse_modules(sections: Mapping[str, str]) -> list[KernelModule] | None:
 
 # ---- dmesg ------------------------------------------------------------------------------------
 
-_GPU_WORDS = re.compile(r"nvidia|nvrm|amdgpu|kfd|nouveau|\bxid\b|\bi915\b|\bdrm\b", re.I)
+_GPU_WORDS = re.compile("|".join(map(re.escape, DMESG_WORDS)), re.I)
 
 
 def parse_dmesg(sections: Mapping[str, str]) -> list[Line] | None:

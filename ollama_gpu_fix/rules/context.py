@@ -14,7 +14,6 @@ from ollama_gpu_fix.knowledge.versions import era_of, parse_version
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 
 INTEL_VENDOR = "8086"
-GPU_ENV_PREFIXES = ("CUDA_", "HIP_", "ROCR_", "HSA_", "GGML_", "OLLAMA_", "GPU_DEVICE_ORDINAL")
 _GFX = re.compile(r"\bgfx[0-9a-f]{3,4}\b")
 _WINDOWS = re.compile(r"[A-Za-z]:\\\\?(?:Users|Program Files|Windows)|\.dll\b|amd_windows\.go"
                       r"|AppData\\")
@@ -121,24 +120,7 @@ class Context:
             or self.s.nvidia_kernel
             or any((c.library or "").lower() == "cuda" for c in self.compute)
             or any(d.path.startswith("/dev/nvidia") for d in self.s.dev_nodes or [])
-            or self.events(
-                "nvidia-driver-too-old",
-                "cudart-insufficient-driver",
-                "cuda-driver-insufficient",
-                "cuda-old-driver",
-                "libcuda-missing-symbol",
-                "cuda-kernel-image-invalid",
-                "cuda-gpu-too-old",
-                "cuda-cc-not-compiled",
-                "nvidia-version-mismatch",
-                "cuda-forward-compat",
-                "cuda-unknown-999",
-                "cuda-init-500",
-                "nvidia-no-devices",
-                "cuda-no-device",
-                "nvml-init-failed",
-                "cuda-lib-load-failed",
-            )
+            or self.events(*sig.NVIDIA_EVENTS)
         )
 
     @cached_property
@@ -163,21 +145,7 @@ class Context:
             or (rocm and (rocm.agents or rocm.kfd_nodes))
             or self.amd_gfx
             or any((c.library or "").lower() == "rocm" for c in self.compute)
-            or self.events(
-                "amd-gfx-unsupported",
-                "amd-gfx-unsupported-old",
-                "rocblas-no-arch",
-                "amd-no-rocblas-target",
-                "amd-permission",
-                "amd-tensile-no-devices",
-                "amd-kfd-not-loaded",
-                "amd-no-rocm-lib",
-                "amd-comgr",
-                "hip-no-binary",
-                "amd-too-old",
-                "hsa-override-set",
-                "rocm-no-device",
-            )
+            or self.events(*sig.AMD_EVENTS)
         )
 
     @cached_property
