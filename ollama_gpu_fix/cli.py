@@ -6,7 +6,6 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 
 from ollama_gpu_fix import report
 from ollama_gpu_fix.bundle import BundleError, read_bundle
@@ -36,10 +35,23 @@ def _collect(args: argparse.Namespace) -> int:
 
 
 def version() -> str:
+    from importlib import metadata  # 20 ms of imports: only when asked
+
     try:
         return metadata.version("ollama-gpu-fix")
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """argparse's version action, with the version looked up only when --version is given."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):  # type: ignore[no-untyped-def]  # noqa: ANN001
+        print(f"{parser.prog} {version()}")  # stdout, as argparse's own version action
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ollama-gpu-fix",
         description="Why does Ollama run on the CPU? Diagnose a bundle or collect one.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", required=True)
     diag = sub.add_parser("diagnose-bundle", help="diagnose a bundle directory offline")
     diag.add_argument("directory")

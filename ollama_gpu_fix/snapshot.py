@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 
+# Records are compared by their fields nowhere and printed through to_json/asdict: only
+# __init__ is generated (eq=False, repr=False). Each generated method is an exec at import, and
+# diagnose-bundle must start within 3x a bare interpreter (bench/diagnose_bundle.py).
 @dataclass(frozen=True)
 class Line:
     """One line of evidence and the bundle file it came from."""
@@ -27,7 +30,7 @@ class Line:
 # ---- probe bookkeeping --------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ProbeMeta:
     """What only a live probe knows: which tools and files are absent, who ran it, where."""
 
@@ -45,7 +48,7 @@ class ProbeMeta:
 # ---- OS and platform ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class OsRelease:
     id: str | None = None  # ubuntu, debian, rhel, rocky, fedora, arch, ...
     id_like: list[str] = field(default_factory=list)
@@ -55,7 +58,7 @@ class OsRelease:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class KernelVersion:
     release: str | None = None  # e.g. 6.8.0-45-generic, 5.15.153.1-microsoft-standard-WSL2
     wsl: Literal["wsl1", "wsl2"] | None = None
@@ -65,7 +68,7 @@ class KernelVersion:
 # ---- PCI and kernel modules ---------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class PciDevice:
     address: str  # 0000:01:00.0 (domain added when the source omits it)
     vendor_id: str | None = None  # lower-case hex without 0x: 10de, 1002, 8086
@@ -80,7 +83,7 @@ class PciDevice:
         return bool(self.class_code) and self.class_code.startswith("03")
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class KernelModule:
     name: str
     size: int | None = None
@@ -91,7 +94,7 @@ class KernelModule:
 # ---- NVIDIA -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class NvidiaGpu:
     index: int | None = None
     name: str | None = None
@@ -104,7 +107,7 @@ class NvidiaGpu:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class NvidiaSmi:
     """nvidia-smi (plain table and/or --query-gpu csv)."""
 
@@ -115,7 +118,7 @@ class NvidiaSmi:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ComputeApp:
     pid: int | None
     process_name: str
@@ -123,7 +126,7 @@ class ComputeApp:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class NvidiaKernelDriver:
     """/proc/driver/nvidia/version: the loaded kernel module."""
 
@@ -132,7 +135,7 @@ class NvidiaKernelDriver:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class CudaToolkit:
     version: str | None  # "12.4", "11.8"
     path: str | None = None  # /usr/local/cuda-11.8
@@ -140,7 +143,7 @@ class CudaToolkit:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class CudaInstall:
     """nvcc --version plus the toolkits and CUDA/NVIDIA packages found on the host."""
 
@@ -156,7 +159,7 @@ class CudaInstall:
 # ---- AMD ----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class AmdAgent:
     """One GPU agent from rocminfo or one KFD topology node."""
 
@@ -171,7 +174,7 @@ class AmdAgent:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Rocm:
     """rocminfo, rocm-smi, /opt/rocm/.info/version and KFD topology, merged."""
 
@@ -186,7 +189,7 @@ class Rocm:
 # ---- Vulkan, secure boot, Jetson ------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class VulkanDevice:
     index: int | None = None
     name: str | None = None
@@ -197,20 +200,20 @@ class VulkanDevice:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Vulkan:
     devices: list[VulkanDevice] = field(default_factory=list)
     error: Line | None = None
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class SecureBoot:
     enabled: bool | None = None
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class TegraRelease:
     release: str | None = None  # "R36"
     revision: str | None = None  # "4.0"
@@ -220,7 +223,7 @@ class TegraRelease:
 # ---- users, devices, libraries -----------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class UserIds:
     user: str
     uid: int | None = None
@@ -229,7 +232,7 @@ class UserIds:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class DevNode:
     path: str  # /dev/kfd, /dev/dri/renderD128, /dev/nvidia0, /dev/dxg
     mode: str | None = None  # crw-rw----
@@ -238,7 +241,7 @@ class DevNode:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class SharedLib:
     soname: str  # libcuda.so.1
     path: str  # /usr/lib/x86_64-linux-gnu/libcuda.so.1
@@ -249,7 +252,7 @@ class SharedLib:
 # ---- Ollama -------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class OllamaVersion:
     version: str | None = None  # server version when it answered, else client version
     client_version: str | None = None
@@ -257,7 +260,7 @@ class OllamaVersion:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class OllamaLibs:
     """Ollama's bundled lib/ollama directories."""
 
@@ -268,7 +271,7 @@ class OllamaLibs:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class UnitFile:
     path: str
     environment: dict[str, str] = field(default_factory=dict)  # Environment= in this file
@@ -276,7 +279,7 @@ class UnitFile:
     lines: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class SystemdUnit:
     """`systemctl cat ollama` plus `systemctl show ollama -p ...`."""
 
@@ -296,7 +299,7 @@ class SystemdUnit:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class OllamaProcess:
     """A running `ollama serve` process as seen in /proc.
 
@@ -315,7 +318,7 @@ class OllamaProcess:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ShellEnvAssignment:
     """A GPU-relevant variable set in a shell profile (read by logins, never by systemd)."""
 
@@ -325,7 +328,7 @@ class ShellEnvAssignment:
     raw: Line | None = None
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class LoadedModel:
     name: str
     size: int | None = None  # bytes
@@ -350,7 +353,7 @@ class LoadedModel:
 # ---- Ollama's log -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ComputeDevice:
     """One `msg="inference compute"` line (era A fields or era B/C fields)."""
 
@@ -371,7 +374,7 @@ class ComputeDevice:
         return (self.library or "").lower() == "cpu"
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class LogEvent:
     """A log line that matched a known signature (knowledge.log_signatures)."""
 
@@ -380,7 +383,7 @@ class LogEvent:
     fields: dict[str, str] = field(default_factory=dict)  # captured key=value pairs
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class OllamaLog:
     compute: list[ComputeDevice] = field(default_factory=list)  # of the last discovery run
     events: list[LogEvent] = field(default_factory=list)
@@ -399,7 +402,7 @@ class OllamaLog:
 # ---- containers ---------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class ContainerRun:
     raw: list[Line] = field(default_factory=list)
     gpus_flag: bool = False  # --gpus / deploy.resources.reservations.devices
@@ -413,7 +416,7 @@ class ContainerRun:
 # ---- the snapshot -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Snapshot:
     """Everything known about one host. A None field means the evidence was not collected."""
 

@@ -347,14 +347,8 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
 KEYWORDS = re.compile(
     r"driver|cuda|nvidia|nvml|rocm|amdgpu|amdhip|gfx|kfd|hip|rocblas|tensile|comgr|code object"
     r"|vulkan|integrated|discovery|visible|compatible|offloaded|memory|999|500|symbol"
-    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|llm libraries|llm variants|forward compat|tensile"
+    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|dynamic llm|forward compat|tensile"
 )
-# One pass to reject the many lines that match nothing (named groups removed to combine).
-ANY_SIGNATURE = re.compile(
-    "|".join(f"(?:{re.sub(r'[?]P<[a-z_]+>', '', s.pattern.pattern)})" for s in SIGNATURES),
-    re.IGNORECASE,
-)
-
 DISCOVERY_START = re.compile(
     r"looking for compatible GPUs|discovering available GPUs|Detecting GPU type", re.IGNORECASE
 )

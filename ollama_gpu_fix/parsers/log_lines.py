@@ -34,7 +34,7 @@ import re
 from dataclasses import dataclass, field
 
 from ollama_gpu_fix.knowledge.environment import GPU_ENV_NAMES
-from ollama_gpu_fix.knowledge.log_signatures import ANY_SIGNATURE, TRUSTED_KEYS
+from ollama_gpu_fix.knowledge.log_signatures import SIGNATURES, TRUSTED_KEYS
 
 # Longest line any parser looks at. Ollama's longest real lines (the server config map, the
 # era-B device dumps at DEBUG) stay under 8 KiB; journald itself cuts lines at 48 KiB.
@@ -104,7 +104,7 @@ def classify(text: str) -> LogRecord | None:
     if line.startswith('env="map['):  # the server config line pasted from its env= on
         return _record("slog", "server config", line, scan_pairs(line, 0))
     fragment = _fragment(line)
-    if fragment is None and ANY_SIGNATURE.match(line):
+    if fragment is None and any(s.pattern.match(line) for s in SIGNATURES):
         return LogRecord("message", line, {}, line)
     return fragment
 

@@ -138,14 +138,16 @@ def _scan(name: str, records: list[tuple[str, LogRecord]], log: OllamaLog) -> No
             if offload:
                 log.layers_offloaded = (int(offload.group("on_gpu")), int(offload.group("total")))
                 log.layers_line = line
-        if sig.KEYWORDS.search(text.lower()) and sig.ANY_SIGNATURE.search(text):
+        matched = False
+        if sig.KEYWORDS.search(text.lower()):
             for signature in sig.SIGNATURES:
                 match = signature.pattern.search(text)
                 if match:
+                    matched = True
                     captured = dict(fields)
                     captured.update({k: v for k, v in match.groupdict().items() if v is not None})
                     log.events.append(LogEvent(signature.id, line, captured))
-        elif len(log.gpu_lines) < 200 and sig.GPU_WORDS.search(text):
+        if not matched and len(log.gpu_lines) < 200 and sig.GPU_WORDS.search(text):
             log.gpu_lines.append(line)
 
 
