@@ -155,6 +155,10 @@ def container(ctx: Context) -> Iterator[Finding]:
     if rocm and rocm.error and "No such file" in rocm.error.text and (
             in_container or "docker exec" in " ".join(r.text for r in rocm.raw[:2])):
         evidence.append(rocm.error)  # /dev/kfd was not passed into the container
+    if rocm and rocm.error and "Operation not permitted" in rocm.error.text:
+        # EPERM, not EACCES: a device cgroup (a container's device policy) refuses the node;
+        # group membership cannot help
+        evidence.append(rocm.error)
     if run:
         caps = run.env.get("NVIDIA_DRIVER_CAPABILITIES")
         if caps is not None and not {"compute", "all"} & set(caps.split(",")):
