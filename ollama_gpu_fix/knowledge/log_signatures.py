@@ -88,6 +88,12 @@ SIGNATURES: tuple[Signature, ...] = (
         "CUDA error 100 = cudaErrorNoDevice; https://github.com/ollama/ollama/issues/684, https://github.com/ollama/ollama/issues/1167",
     ),
     _s(
+        "nvml-init-code",
+        r"nvml (?:vram )?init failure: (?P<nvml_code>\d{1,3})\b",
+        "A",
+        "ollama/ollama@v0.1.26:gpu/gpu_info_nvml.c (nvmlInit_v2 result); codes: NVIDIA nvml.h nvmlReturn_t",
+    ),
+    _s(
         "nvml-init-failed",
         r"Failed to initialize NVML",
         "*",
@@ -289,6 +295,7 @@ GFX_UNSUPPORTED = ("amd-gfx-unsupported", "amd-gfx-unsupported-old")
 GFX_NAMED = (*GFX_UNSUPPORTED, "amd-no-rocblas-target", "rocblas-no-arch")
 # Lines only an NVIDIA stack prints: an NVIDIA GPU is there even when nothing else says so.
 NVIDIA_EVENTS = (
+    "nvml-init-code",
     "nvidia-driver-too-old",
     "cudart-insufficient-driver",
     "cuda-driver-insufficient",

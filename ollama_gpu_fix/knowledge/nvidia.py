@@ -124,3 +124,10 @@ KERNEL_MODULE_LINE = re.compile(
 )
 # User-space driver libraries carry the driver version in their file name.
 VERSIONED_LIB = re.compile(r"lib(?:cuda|nvidia-ml)\.so\.(?P<version>\d{3}\.\d{1,3}(?:\.\d{1,3})?)\b")
+
+
+# NVML return codes Ollama 0.1.x printed as `nvml vram init failure: N` (nvmlReturn_t in
+# NVIDIA's nvml.h, https://docs.nvidia.com/deploy/nvml-api/group__nvmlDeviceEnumvs.html).
+NVML_DRIVER_NOT_LOADED = 9
+NVML_OPERATING_SYSTEM = 17  # "GPU access blocked by the operating system" (WSL/GPU-PV)
+NVML_LIB_RM_VERSION_MISMATCH = 18  # "Driver/library version mismatch"

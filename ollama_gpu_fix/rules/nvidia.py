@@ -19,6 +19,15 @@ _FOREIGN_RUNTIME = re.compile(
 _CC_BELOW_3 = re.compile(r"Compute Capability detected: [12]\.\d")
 
 
+def _nvml_code_lines(ctx: Context, code: int) -> list[Line]:
+    """0.1.x `nvml vram init failure: N` lines with this NVML return code, outside WSL2 (a
+    guest's own Linux driver failing there is the WSL2 rules' case)."""
+    if ctx.platform == "wsl2":
+        return []
+    return [e.line for e in ctx.events("nvml-init-code")
+            if e.fields.get("nvml_code") == str(code) and "/usr/lib/wsl/" not in e.line.text]
+
+
 def _driver_remedy(ctx: Context, summary: str) -> Remedy:
     return Remedy(
         "nvidia-driver",
@@ -48,6 +57,7 @@ def no_driver(ctx: Context) -> Iterator[Finding]:
         evidence += ctx.probe_line("tool.nvidia-smi=")
     # "no nvidia devices detected by library X" / "no CUDA-capable device is detected":
     # libcuda loads but the kernel side is missing (unless the environment hides the GPU)
+    evidence += _nvml_code_lines(ctx, nvidia.NVML_DRIVER_NOT_LOADED)
     hidden = "CUDA_VISIBLE_DEVICES" in (ctx.service_env or {})
     if not ctx.gpu_compute and ctx.platform not in ("container",) and not hidden:
         evidence += ctx.lines("nvidia-no-devices", "cuda-no-device")
@@ -128,6 +138,7 @@ def driver_mismatch(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_nvidia and not (run and any("nvidia" in ln.text for ln in run.errors)):
         return
     evidence = ctx.lines("nvidia-version-mismatch", "cuda-forward-compat")
+    evidence += _nvml_code_lines(ctx, nvidia.NVML_LIB_RM_VERSION_MISMATCH)
     s = ctx.s
     run = s.container_run
     # the container runtime's hook names the host's driver: the fault is on the host
