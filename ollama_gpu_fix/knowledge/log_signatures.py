@@ -74,6 +74,12 @@ SIGNATURES: tuple[Signature, ...] = (
         "*",
         "CUDA error 804 (https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__TYPES.html): user-space driver newer than the loaded kernel module; https://github.com/ollama/ollama/issues/15918",
     ),
+    _s(
+        "cudart-set-device-error",
+        r"cudaSetDevice err: (?P<cuda_code>\d{1,4})\b",
+        "A",
+        "ollama/ollama@v0.3.14:gpu/gpu_info_cudart.c (cudaSetDevice result per device); codes: CUDA runtime cudaError_t; https://github.com/ollama/ollama/issues/18067",
+    ),
     _s("cuda-init-500", r"init failure: 500\b", "*", "ollama/ollama@v0.11.10:discover/gpu.go (cuInit result); https://github.com/ollama/ollama/issues/5718, https://github.com/ollama/ollama/issues/6961"),
     _s(
         "nvidia-no-devices",
@@ -295,6 +301,7 @@ GFX_UNSUPPORTED = ("amd-gfx-unsupported", "amd-gfx-unsupported-old")
 GFX_NAMED = (*GFX_UNSUPPORTED, "amd-no-rocblas-target", "rocblas-no-arch")
 # Lines only an NVIDIA stack prints: an NVIDIA GPU is there even when nothing else says so.
 NVIDIA_EVENTS = (
+    "cudart-set-device-error",
     "nvml-init-code",
     "nvidia-driver-too-old",
     "cudart-insufficient-driver",

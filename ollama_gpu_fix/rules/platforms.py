@@ -10,6 +10,9 @@ from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
 WSL_LIB = "/usr/lib/wsl/"
+# L4T releases Ollama ships a JetPack runner for (cuda_jetpack5 = R35, cuda_jetpack6 = R36):
+# ollama/ollama@v0.33.0-rc2:discover/gpu.go (JETSON_JETPACK), scripts/install.sh.
+JETPACK_RELEASES = ("R35", "R36")
 # Packages that put a Linux driver (and its libcuda) into a WSL guest. NVIDIA's WSL guide:
 # only the toolkit from the wsl-ubuntu repo belongs there (ollama-anchor.md 7.2).
 _GUEST_DRIVER_PKG = re.compile(
@@ -204,10 +207,10 @@ def jetson(ctx: Context) -> Iterator[Finding]:
     paths = " ".join(e.fields.get("paths", "") for e in ctx.events("gpu-libraries-discovered"))
     has_jetpack = bool(libs and any("jetpack" in v for v in libs.variants)) or "jetpack" in paths
     generic = (libs is not None or bool(paths)) and not has_jetpack
-    supported = release in (None, "R35", "R36")
+    supported = release in (None, *JETPACK_RELEASES)
     failing = ctx.cpu_fallback or ctx.lines(
         "cuda-lib-load-failed", "cuda-no-device", "cuda-driver-insufficient",
-        "cudart-insufficient-driver", "jetpack-not-detected",
+        "cudart-insufficient-driver", "cudart-set-device-error", "jetpack-not-detected",
     )
     if failing and (not supported or generic):
         smi = ctx.s.nvidia_smi
