@@ -8,6 +8,7 @@ from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import amd
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.environment import writable
+from ollama_gpu_fix.knowledge.versions import VULKAN_BUNDLED, in_range
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
@@ -70,6 +71,21 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
                     f" (source: {mapped.source})",
                 )
             )
+    if evidence and ctx.amd_gfx and not overrides:
+        # no override lands on a bundled target; where this Ollama has Vulkan, vulkan-needed
+        # speaks for it. A build of unknown version (a fork, a distro package) that printed its
+        # own target list: the list is the fact, and the fix is a build with this target.
+        if ctx.version is None or not in_range(ctx.version, VULKAN_BUNDLED, None):
+            yield Finding(
+                "rocm-gfx-unsupported",
+                "error",
+                f"The AMD GPU ({', '.join(ctx.amd_gfx)}) is not among this build's ROCm targets,"
+                " and no HSA_OVERRIDE_GFX_VERSION maps it onto one of them.",
+                evidence,
+                Remedy("advise", "Use a build (or rocBLAS library set) that has kernels for "
+                       f"{', '.join(ctx.amd_gfx)}, or Ollama's Vulkan backend (0.12.11+)."),
+            )
+        return
     if not evidence or (ctx.amd_gfx and not overrides):
         return  # no override lands on a bundled target: vulkan-needed speaks for it
     values = {o.value for _, o in overrides.values()}
