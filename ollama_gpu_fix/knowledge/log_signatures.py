@@ -80,6 +80,12 @@ SIGNATURES: tuple[Signature, ...] = (
         "A",
         "ollama/ollama@v0.3.14:gpu/gpu_info_cudart.c (cudaSetDevice result per device); codes: CUDA runtime cudaError_t; https://github.com/ollama/ollama/issues/18067",
     ),
+    _s(
+        "cuda-system-not-ready",
+        r"system not yet initialized|cudaErrorSystemNotReady|CUDA_ERROR_SYSTEM_NOT_READY",
+        "*",
+        "CUDA error 802 (cudaErrorSystemNotReady; https://docs.nvidia.com/cuda/cuda-runtime-api/group__CUDART__TYPES.html): NVSwitch systems need nvidia-fabricmanager; https://github.com/ollama/ollama/issues/11963",
+    ),
     _s("cuda-init-500", r"init failure: 500\b", "*", "ollama/ollama@v0.11.10:discover/gpu.go (cuInit result); https://github.com/ollama/ollama/issues/5718, https://github.com/ollama/ollama/issues/6961"),
     _s(
         "nvidia-no-devices",
@@ -301,6 +307,7 @@ GFX_UNSUPPORTED = ("amd-gfx-unsupported", "amd-gfx-unsupported-old")
 GFX_NAMED = (*GFX_UNSUPPORTED, "amd-no-rocblas-target", "rocblas-no-arch")
 # Lines only an NVIDIA stack prints: an NVIDIA GPU is there even when nothing else says so.
 NVIDIA_EVENTS = (
+    "cuda-system-not-ready",
     "cudart-set-device-error",
     "nvml-init-code",
     "nvidia-driver-too-old",
@@ -361,7 +368,7 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
 KEYWORDS = re.compile(
     r"driver|cuda|nvidia|nvml|rocm|amdgpu|amdhip|gfx|kfd|hip|rocblas|tensile|comgr|code object"
     r"|vulkan|integrated|discovery|visible|compatible|offloaded|memory|999|500|symbol"
-    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|dynamic llm|forward compat|tensile"
+    r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|dynamic llm|forward compat|tensile|not yet initialized"
 )
 DISCOVERY_START = re.compile(
     r"looking for compatible GPUs|discovering available GPUs|Detecting GPU type", re.IGNORECASE

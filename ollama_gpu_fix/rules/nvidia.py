@@ -244,6 +244,21 @@ def uvm_broken(ctx: Context) -> Iterator[Finding]:
         )
 
 
+def fabric_not_ready(ctx: Context) -> Iterator[Finding]:
+    """CUDA 802: the GPUs are there, but an NVSwitch system's fabric is not up yet."""
+    evidence = ctx.lines("cuda-system-not-ready")
+    if evidence and not ctx.gpu_used:
+        yield Finding(
+            "other",
+            "error",
+            "CUDA reports the system is not yet initialized (error 802): on NVSwitch machines"
+            " (HGX/DGX) the NVIDIA fabric manager is not running.",
+            evidence,
+            Remedy("advise", "Install and start nvidia-fabricmanager of the same version as the"
+                   " driver on the host (systemctl enable --now nvidia-fabricmanager)."),
+        )
+
+
 def gpu_too_old(ctx: Context) -> Iterator[Finding]:
     evidence = [e.line for e in ctx.events("cuda-gpu-too-old")
                 if not _CC_BELOW_3.search(e.line.text)]  # 1.x: a foreign runtime's answer
@@ -270,4 +285,5 @@ def gpu_too_old(ctx: Context) -> Iterator[Finding]:
         )
 
 
-RULES = (no_driver, driver_too_old, driver_mismatch, cuda_runtime_mismatch, uvm_broken, gpu_too_old)
+RULES = (no_driver, driver_too_old, driver_mismatch, cuda_runtime_mismatch, uvm_broken,
+         fabric_not_ready, gpu_too_old)
