@@ -440,6 +440,7 @@ class Snapshot:
     ollama_version: OllamaVersion | None = None
     ollama_libs: OllamaLibs | None = None
     unit: SystemdUnit | None = None
+    unit_failures: list[Line] | None = None  # systemd: ollama.service exited / failed
     process: OllamaProcess | None = None  # the server: the service's own process
     foreign_processes: list[OllamaProcess] | None = None  # `ollama serve` of other users
     shell_env: list[ShellEnvAssignment] | None = None

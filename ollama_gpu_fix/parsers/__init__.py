@@ -50,6 +50,7 @@ PARSERS: dict[str, Callable[[Mapping[str, str]], Any]] = {
     "ollama_version": ollama.parse_version,
     "ollama_libs": ollama.parse_libs,
     "unit": systemd.parse,
+    "unit_failures": systemd.parse_unit_failures,
     "process": ollama.parse_process,
     "foreign_processes": ollama.parse_foreign_processes,
     "shell_env": ollama.parse_shell_env,

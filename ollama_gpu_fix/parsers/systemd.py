@@ -242,3 +242,29 @@ def parse(sections: Mapping[str, str]) -> SystemdUnit | None:
     _parse_cat(section_lines(sections, "systemctl-cat.txt"), unit)
     _parse_show(section_lines(sections, "systemctl-show.txt"), unit)
     return unit
+
+
+# systemd's own journal lines about the unit stopping for good or crash-looping (systemd
+# src/core/service.c, unit.c wording across v219..v256: "main process exited, code=exited,
+# status=127/n/a", "Failed with result 'exit-code'", "entered failed state",
+# "Start request repeated too quickly"); https://github.com/ollama/ollama/issues/6248.
+_UNIT_FAILURE = re.compile(
+    r"ollama\.service: (?:[Mm]ain process exited, code=\w+, status=\S+"
+    r"|Failed with result '[^']{1,40}'|Start request repeated too quickly)"
+    r"|(?:Unit )?ollama\.service (?:entered failed state|failed\.)|Failed to start ollama\.service"
+)
+_UNIT_SOURCES = ("journalctl.txt", "ollama-serve.log", "systemctl-status.txt")
+
+
+def parse_unit_failures(sections: Mapping[str, str]) -> list[Line] | None:
+    """systemd's lines about ollama.service exiting or failing (the last 20), from the journal
+    or a pasted `systemctl status`; None when no such file was given."""
+    present = [name for name in _UNIT_SOURCES if name in sections]
+    if not present:
+        return None
+    found: list[Line] = []
+    for name in present:
+        for line, text in section_lines(sections, name):
+            if "ollama.service" in text and _UNIT_FAILURE.search(text[:2048]):
+                found.append(line)
+    return found[-20:]

@@ -59,6 +59,10 @@ def not_running(ctx: Context) -> Iterator[Finding]:
     version = s.ollama_version
     if version and version.server_reachable is False:
         evidence += [r for r in version.raw if "could not connect" in r.text.lower()]
+    log = s.log
+    if s.unit_failures and not (log and (log.version or log.compute)):
+        # systemd says the unit keeps exiting, and no Ollama start is in the evidence
+        evidence += s.unit_failures[-4:]
     foreign = s.foreign_processes or []
     if not evidence or ctx.tool_absent("ollama"):
         return
