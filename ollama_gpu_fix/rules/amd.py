@@ -93,13 +93,16 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
     # pre-filter reads (ollama/ollama@v0.33.0-rc2:discover/amd.go); a mixed machine needs
     # per-device variables, whose index is the KFD node: advice, not automatic
     mixed = len(values) > 1
-    if not mixed:
+    if not values:
+        env = {}  # the gfx is not in the evidence: the value cannot be chosen for the user
+    elif not mixed:
         env = {"HSA_OVERRIDE_GFX_VERSION": values.pop()}
     else:
         env = {f"HSA_OVERRIDE_GFX_VERSION_{i}": o.value for i, (_, o) in overrides.items()}
     sure = all(o.confidence != "inferred" for _, o in overrides.values())
     automatic = bool(env) and sure and not mixed and all(writable(k, v) for k, v in env.items())
-    shown = " ".join(f"{k}={v}" for k, v in env.items()) or "HSA_OVERRIDE_GFX_VERSION"
+    shown = " ".join(f"{k}={v}" for k, v in env.items()) or (
+        "HSA_OVERRIDE_GFX_VERSION for the GPU's gfx (rocminfo names it; 10.3.0 for RDNA2)")
     yield Finding(
         "rocm-gfx-unsupported",
         "error",
