@@ -118,6 +118,12 @@ SIGNATURES: tuple[Signature, ...] = (
         "ollama/ollama@v0.11.10:discover/gpu.go",
     ),
     _s(
+        "ggml-init-failed",
+        r"ggml_cuda_init: failed to initialize (?:CUDA|ROCm)",
+        "BC",
+        "ggml-cuda.cu ggml_cuda_init (the runner's own backend init, after discovery); https://github.com/ollama/ollama/issues/10691",
+    ),
+    _s(
         "cuda-found",
         r"ggml_cuda_init: found (?P<count>\d+) (?P<backend>CUDA|ROCm) devices",
         "BC",

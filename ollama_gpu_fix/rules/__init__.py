@@ -24,6 +24,7 @@ RULES: tuple[Rule, ...] = (
     *outcome.RULES,
 )
 _FAILURE_EVENTS = (
+    "ggml-init-failed",
     "discovery-failure",
     "discovery-timeout",
     "cuda-lib-load-failed",

@@ -219,6 +219,13 @@ def permissions(ctx: Context) -> Iterator[Finding]:
                 static.append(node.raw or Line("dev-nodes.txt", node.path))
         if static and ids.raw:
             static.append(ids.raw)
+    for node in ctx.s.dev_nodes or []:
+        # root-only (crw-------): no group membership opens it; the node needs a udev rule
+        # giving it a group (render/video) and mode 0660 (ROCm/ROCT-Thunk-Interface#36)
+        if (node.path == "/dev/kfd" or node.path.startswith("/dev/dri/renderD")) and (
+                node.mode and len(node.mode) >= 10 and node.mode[4:10] == "------"
+                and node.owner == "root"):
+            static.append(node.raw or Line("dev-nodes.txt", node.path))
     if ctx.gpu_compute:
         return
     evidence += static
@@ -231,7 +238,10 @@ def permissions(ctx: Context) -> Iterator[Finding]:
             evidence,
             Remedy(
                 "service-groups",
-                f"Add {user} (and the login user) to render and video, then restart ollama.",
+                f"Add {user} (and the login user) to render and video, then restart ollama."
+                + (" The node is root-only: add a udev rule giving it a group and mode 0660"
+                   ' (KERNEL=="kfd", GROUP="render", MODE="0660").'
+                   if any(ln.text.lstrip().startswith("crw-------") for ln in evidence) else ""),
                 True,
                 {"user": user, "groups": list(GPU_GROUPS)},
             ),

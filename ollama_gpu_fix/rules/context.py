@@ -189,6 +189,8 @@ class Context:
         offload = self.s.log.layers_offloaded if self.s.log else None
         if offload and offload[1] > 0 and offload[0] == 0 and not self.gpu_used:
             return False  # found, but the load put nothing on it
+        if self.events("ggml-init-failed") and not self.gpu_used:
+            return False  # discovery found it, the runner's own backend could not start it
         return bool(self.gpu_compute or self.gpu_used)
 
     @cached_property

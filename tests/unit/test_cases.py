@@ -71,7 +71,7 @@ def test_enough_cases_and_few_misses() -> None:
         if not accepted(json.loads((case / "expected.json").read_text())["expected_primary"],
                         _diagnose(case))
     ]
-    assert len(CASES) >= 45
+    assert len(CASES) >= 85
     assert len(misses) <= MAX_MISSES and set(misses) <= set(MISSES), misses
 
 
