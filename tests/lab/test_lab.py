@@ -17,7 +17,7 @@ PROFILES = load_all()
 
 
 def test_at_least_ten_profiles_each_with_an_expected_code():
-    codes = (config.REPO_ROOT.parent / "shared/design/failure-modes.md")
+    codes = config.REPO_ROOT / "docs" / "failure-modes.md"
     assert len(PROFILES) >= 10
     for p in PROFILES:
         assert p.expected_primary, p.name

@@ -120,3 +120,11 @@ def test_shell_profile_filter_keeps_only_table_variables() -> None:
     assert len(names) >= 5
     for name in names:
         assert name.startswith(collection.GPU_ENV_PREFIXES), name
+
+
+def test_every_code_of_the_failure_modes_doc_is_spoken_and_back() -> None:
+    from ollama_gpu_fix.findings import CODES
+
+    table = (ROOT / "docs" / "failure-modes.md").read_text()
+    documented = set(re.findall(r"^\| ([a-z0-9-]+) \|", table, re.M)) - {"code"}
+    assert documented == set(CODES)
