@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.lab_diagnose import counts  # noqa: E402
-from tests.lab import diagnose_run, fix_run  # noqa: E402
+from bench.lab_diagnose import counts, timed  # noqa: E402
+from tests.lab import fix_run  # noqa: E402
 from tests.lab.lab import Lab, prerequisites  # noqa: E402
 
 CPU: dict[str, list[float]] = {}  # run label -> the controller's CPU seconds per run
@@ -48,17 +48,6 @@ def timed_fix(limit: str | list[str] | None, repeat: int) -> tuple[list[float], 
     return times, changed
 
 
-def timed_diagnose(limit: str, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            run = diagnose_run.run(Path(tmp), limit=[limit])
-            if run.returncode != 0:
-                raise SystemExit("diagnose failed:\n" + run.output[-3000:])
-            times.append(run.seconds)
-    return times
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
@@ -77,7 +66,7 @@ def main() -> int:
         before = counts(lab)
         _, changed_once = timed_fix(None, 1)
         after = counts(lab)
-        diagnose = timed_diagnose(args.one, args.repeat)
+        diagnose = timed([args.one], args.repeat)
         one, changed_one = timed_fix(args.one, args.repeat)
         every, changed_every = timed_fix(None, args.repeat)
         # pyinfra runs one operation on every host before the next: a fault host's bounded
