@@ -141,52 +141,17 @@ class Lab:
         p = host.profile
         if not p.packages and not p.repos:
             return
-        u = self.urls
-        lines = []
-        if "nvidia" in p.repos:  # NVIDIA's documented recipe (ollama-anchor.md 7.2)
-            lines += [f"curl -fsSLo /tmp/cuda-keyring.deb {u['nvidia']}cuda-keyring_1.1-1_all.deb",
-                      "dpkg -i /tmp/cuda-keyring.deb", "rm -f /tmp/cuda-keyring.deb"]
-        if {"rocm", "amdgpu"} & set(p.repos):  # AMD's documented recipe, key as .asc
-            key = config.repo_url("rocm/rocm.gpg.key")
-            lines += ["mkdir -p --mode=0755 /etc/apt/keyrings",
-                      f"curl -fsSL {key} -o /etc/apt/keyrings/rocm.asc"]
-            for repo in ("rocm", "amdgpu"):
-                if repo in p.repos:
-                    lines.append(f"echo 'deb [arch=amd64 signed-by=/etc/apt/keyrings/rocm.asc] "
-                                 f"{u[repo]} jammy main' > /etc/apt/sources.list.d/{repo}.list")
-        lines.append("apt-get update -q")
-        if p.packages:
-            lines.append("apt-get install -y -q --no-install-recommends " + " ".join(p.packages))
-        lines.append("ldconfig")
-        rc = hosts.run_in(host, "\n".join(lines), host.dir / "provision.log")
+        rc = hosts.run_in(host, "\n".join(package_commands(p, self.urls)),
+                          host.dir / "provision.log")
         if rc != 0:
             raise RuntimeError(f"{host.name}: package install failed, see "
                                f"{host.dir / 'provision.log'}")
 
     def install_ollama(self, host: hosts.Host) -> None:
-        p = host.profile
-        if not p.ollama_version:
+        if not host.profile.ollama_version:
             return
         assert self.ssh
-        era = ollama_era(p.ollama_version)
-        double = (config.LAB_DIR / "ollama_double.py").read_text()
-        double = double.replace('VERSION = "0.0.0"', f'VERSION = "{p.ollama_version}"', 1)
-        script = (config.HOSTFILES_DIR / "install-ollama.sh").read_text()
-        parts = ["set -e", "umask 022", stage("/tmp/ogf-ollama", double),
-                 stage("/tmp/ogf-install.sh", script),
-                 f"sh /tmp/ogf-install.sh {p.ollama_version} {era} "
-                 f"{1 if p.ollama_manual_install else 0}"]
-        for name, text in p.dropins.items():
-            parts += ["mkdir -p /etc/systemd/system/ollama.service.d",
-                      stage(f"/etc/systemd/system/ollama.service.d/{name}", text)]
-        parts += ["rm -f /tmp/ogf-ollama /tmp/ogf-install.sh", "systemctl daemon-reload",
-                  "systemctl restart ollama",
-                  "for i in $(seq 100); do curl -sf http://127.0.0.1:11434/api/version "
-                  ">/dev/null && break; sleep 0.1; done",
-                  # The user had run the model before asking why it was slow.
-                  "curl -sf http://127.0.0.1:11434/api/generate -d "
-                  "'{\"model\":\"qwen2.5:0.5b\",\"keep_alive\":\"2h\"}' >/dev/null"]
-        res = self.ssh.run(host.net.address, "\n".join(parts))
+        res = self.ssh.run(host.net.address, "\n".join(ollama_commands(host.profile)))
         (host.dir / "install-ollama.log").write_bytes(res.stdout + res.stderr)
         if res.returncode != 0:
             raise RuntimeError(f"{host.name}: Ollama install failed: "
@@ -230,6 +195,52 @@ class Lab:
 
     def down(self) -> list[str]:
         return teardown(self.state, self.log)
+
+
+def package_commands(p: Profile, urls: dict[str, str]) -> list[str]:
+    """Shell lines that give a host the profile's packages the way its owner installed them:
+    the vendors' documented repository recipes, then apt. The lab's hosts and the Vagrant VM
+    run the same lines."""
+    lines = []
+    if "nvidia" in p.repos:  # NVIDIA's documented recipe (ollama-anchor.md 7.2)
+        lines += [f"curl -fsSLo /tmp/cuda-keyring.deb {urls['nvidia']}cuda-keyring_1.1-1_all.deb",
+                  "dpkg -i /tmp/cuda-keyring.deb", "rm -f /tmp/cuda-keyring.deb"]
+    if {"rocm", "amdgpu"} & set(p.repos):  # AMD's documented recipe, key as .asc
+        key = config.repo_url("rocm/rocm.gpg.key")
+        lines += ["mkdir -p --mode=0755 /etc/apt/keyrings",
+                  f"curl -fsSL {key} -o /etc/apt/keyrings/rocm.asc"]
+        for repo in ("rocm", "amdgpu"):
+            if repo in p.repos:
+                lines.append(f"echo 'deb [arch=amd64 signed-by=/etc/apt/keyrings/rocm.asc] "
+                             f"{urls[repo]} jammy main' > /etc/apt/sources.list.d/{repo}.list")
+    lines.append("apt-get update -q")
+    if p.packages:
+        lines.append("apt-get install -y -q --no-install-recommends " + " ".join(p.packages))
+    lines.append("ldconfig")
+    return lines
+
+
+def ollama_commands(p: Profile, wait_s: int = 10) -> list[str]:
+    """Shell lines that install the Ollama double as the profile's version, its drop-ins, and
+    load the model once (the user had run it before asking why it was slow). WAIT_S bounds
+    the wait for the API after the restart (a VM under TCG needs longer than a container)."""
+    double = (config.LAB_DIR / "ollama_double.py").read_text()
+    double = double.replace('VERSION = "0.0.0"', f'VERSION = "{p.ollama_version}"', 1)
+    script = (config.HOSTFILES_DIR / "install-ollama.sh").read_text()
+    parts = ["set -e", "umask 022", stage("/tmp/ogf-ollama", double),
+             stage("/tmp/ogf-install.sh", script),
+             f"sh /tmp/ogf-install.sh {p.ollama_version} {ollama_era(p.ollama_version)} "
+             f"{1 if p.ollama_manual_install else 0}"]
+    for name, text in p.dropins.items():
+        parts += ["mkdir -p /etc/systemd/system/ollama.service.d",
+                  stage(f"/etc/systemd/system/ollama.service.d/{name}", text)]
+    return parts + [
+        "rm -f /tmp/ogf-ollama /tmp/ogf-install.sh", "systemctl daemon-reload",
+        "systemctl restart ollama",
+        f"for i in $(seq {wait_s * 10}); do curl -sf http://127.0.0.1:11434/api/version "
+        ">/dev/null && break; sleep 0.1; done",
+        "curl -sf http://127.0.0.1:11434/api/generate -d "
+        "'{\"model\":\"qwen2.5:0.5b\",\"keep_alive\":\"2h\"}' >/dev/null"]
 
 
 def stage(path: str, text: str) -> str:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from tests.lab import aptrepo, base_image, config, hostprep, network
-from tests.lab.lab import ollama_era, stage
+from tests.lab.lab import ollama_commands, package_commands
 from tests.lab.profiles import Profile, load_all
 from tests.vagrant import box
 
@@ -167,34 +167,14 @@ class VagrantVM:
         res = self.ssh("tar -xpf - -C / && rm -f /etc/apt/sources.list", payload.getvalue())
         if res.returncode != 0:
             raise RuntimeError("copying the profile's files failed: " + res.stderr.decode()[-800:])
-        lines = []
-        if "nvidia" in p.repos:
-            lines += [f"curl -fsSLo /tmp/cuda-keyring.deb {urls['nvidia']}cuda-keyring_1.1-1_all.deb",
-                      "dpkg -i /tmp/cuda-keyring.deb", "rm -f /tmp/cuda-keyring.deb"]
-        lines += ["apt-get update -q",
-                  "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
-                  + " ".join(p.packages), "ldconfig", "systemctl daemon-reload",
-                  "systemctl start ogf-lab-hw.service"]
-        res = self.ssh("set -e\n" + "\n".join(lines))
+        lines = ["set -e", "export DEBIAN_FRONTEND=noninteractive",
+                 *package_commands(p, urls), "systemctl daemon-reload",
+                 "systemctl start ogf-lab-hw.service"]
+        res = self.ssh("\n".join(lines))
         (run / "provision.log").write_bytes(res.stdout + res.stderr)
         if res.returncode != 0:
             raise RuntimeError("provisioning failed: " + res.stderr.decode()[-1500:])
-        double = (config.LAB_DIR / "ollama_double.py").read_text()
-        double = double.replace('VERSION = "0.0.0"', f'VERSION = "{p.ollama_version}"', 1)
-        script = (config.HOSTFILES_DIR / "install-ollama.sh").read_text()
-        parts = ["set -e", "umask 022", stage("/tmp/ogf-ollama", double),
-                 stage("/tmp/ogf-install.sh", script),
-                 f"sh /tmp/ogf-install.sh {p.ollama_version} {ollama_era(p.ollama_version)} 0"]
-        for name, text in p.dropins.items():
-            parts += ["mkdir -p /etc/systemd/system/ollama.service.d",
-                      stage(f"/etc/systemd/system/ollama.service.d/{name}", text)]
-        parts += ["rm -f /tmp/ogf-ollama /tmp/ogf-install.sh", "systemctl daemon-reload",
-                  "systemctl restart ollama",
-                  "for i in $(seq 300); do curl -sf http://127.0.0.1:11434/api/version "
-                  ">/dev/null && break; sleep 0.2; done",
-                  "curl -sf http://127.0.0.1:11434/api/generate -d "
-                  "'{\"model\":\"qwen2.5:0.5b\",\"keep_alive\":\"2h\"}' >/dev/null"]
-        res = self.ssh("\n".join(parts))
+        res = self.ssh("\n".join(ollama_commands(p, wait_s=60)))
         (run / "install-ollama.log").write_bytes(res.stdout + res.stderr)
         if res.returncode != 0:
             raise RuntimeError("installing the Ollama double failed: "
