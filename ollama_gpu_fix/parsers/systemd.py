@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from ollama_gpu_fix.parsers import probe_meta
 from ollama_gpu_fix.parsers.kernel import section_lines
 from ollama_gpu_fix.snapshot import Line, SystemdUnit, UnitFile
 
@@ -248,6 +249,9 @@ def parse(sections: Mapping[str, str]) -> SystemdUnit | None:
 # src/core/service.c, unit.c wording across v219..v256: "main process exited, code=exited,
 # status=127/n/a", "Failed with result 'exit-code'", "entered failed state",
 # "Start request repeated too quickly"); https://github.com/ollama/ollama/issues/6248.
+# Matched at the start of the message of a `systemd[1]` journal line only: Ollama logs model
+# names and request text that any HTTP client chooses, so the same words inside its lines
+# are nobody's evidence.
 _UNIT_FAILURE = re.compile(
     r"ollama\.service: (?:[Mm]ain process exited, code=\w+, status=\S+"
     r"|Failed with result '[^']{1,40}'|Start request repeated too quickly)"
@@ -256,15 +260,31 @@ _UNIT_FAILURE = re.compile(
 _UNIT_SOURCES = ("journalctl.txt", "ollama-serve.log", "systemctl-status.txt")
 
 
+def _systemd_message(text: str) -> str | None:
+    """The message of a journal line (`short`/`short-iso`: stamp, host, `ident[pid]: `)
+    that PID 1 wrote; None for any other line. journalctl shows the kernel-given _PID, and
+    indents a message's continuation lines, so neither can be written by another process."""
+    head, sep, message = text[:2048].partition(": ")
+    if not sep or head[:1].isspace():
+        return None
+    stamp, _, ident = head.rpartition(" ")
+    return message if stamp and ident == "systemd[1]" else None
+
+
 def parse_unit_failures(sections: Mapping[str, str]) -> list[Line] | None:
     """systemd's lines about ollama.service exiting or failing (the last 20), from the journal
     or a pasted `systemctl status`; None when no such file was given."""
     present = [name for name in _UNIT_SOURCES if name in sections]
+    meta = probe_meta.parse(sections)
+    if meta is not None and meta.systemd is False:
+        # a live probe without systemd read Ollama's own server.log: systemd wrote none of it
+        present = [name for name in present if name != "ollama-serve.log"]
     if not present:
         return None
     found: list[Line] = []
     for name in present:
-        for line, text in section_lines(sections, name):
-            if "ollama.service" in text and _UNIT_FAILURE.search(text[:2048]):
+        for line, _ in section_lines(sections, name):  # the line as printed, prefix and all
+            message = _systemd_message(line.text) if "ollama.service" in line.text else None
+            if message is not None and _UNIT_FAILURE.match(message):
                 found.append(line)
     return found[-20:]

@@ -123,3 +123,31 @@ def test_cat_and_show_together() -> None:
     assert unit.dropins[0].environment["HSA_OVERRIDE_GFX_VERSION"] == "10.3.0"
     assert unit.environment["HSA_OVERRIDE_GFX_VERSION"] == '"10.3.0"'
     assert unit.active_state == "active" and unit.fragment is not None
+
+
+# What journalctl -u ollama -o short-iso printed on a host whose ollama binary was missing,
+# after an HTTP client had asked for a model named like systemd's failure line.
+JOURNAL = """\
+2025-08-08T09:02:30+0000 master ollama[812]: time=2025-08-08T09:02:30.101Z level=INFO source=images.go:743 msg="model systemd[1]: ollama.service: Failed with result 'exit-code'. not found"
+2025-08-08T09:02:31+0000 master ollama[812]: systemd[1]: ollama.service: Main process exited, code=exited, status=1/FAILURE
+                                            systemd[1]: Failed to start ollama.service - Ollama Service.
+ollama.service: Failed with result 'exit-code'.
+2025-08-08T09:02:33+0000 master systemd[1]: ollama.service: Main process exited, code=exited, status=127/n/a
+Aug 08 09:02:33 master systemd[1]: ollama.service: Failed with result 'exit-code'.
+Aug 08 09:02:36 master systemd[1]: Started ollama.service - Ollama Service.
+"""
+
+
+def test_unit_failures_only_from_pid_1() -> None:
+    found = systemd.parse_unit_failures({"ollama-serve.log": JOURNAL})
+    assert [line.text.split(" ", 1)[1] for line in found] == [
+        "master systemd[1]: ollama.service: Main process exited, code=exited, status=127/n/a",
+        "08 09:02:33 master systemd[1]: ollama.service: Failed with result 'exit-code'.",
+    ]
+
+
+def test_unit_failures_not_read_from_a_server_log_without_systemd() -> None:
+    sections = {"ollama-serve.log": JOURNAL, "probe-meta.txt": "probe=1\nsystemd=no\n"}
+    assert not systemd.parse_unit_failures(sections)
+    sections["probe-meta.txt"] = "probe=1\nsystemd=yes\n"
+    assert len(systemd.parse_unit_failures(sections) or []) == 2
