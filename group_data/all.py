@@ -24,6 +24,9 @@ nvidia_repo_url = "https://developer.download.nvidia.com/compute/cuda/repos/{dis
 nvidia_wsl_repo_url = "https://developer.download.nvidia.com/compute/cuda/repos/wsl-ubuntu/x86_64/"
 amdgpu_repo_url = "https://repo.radeon.com/amdgpu/30.30.3/ubuntu"
 rocm_repo_key_url = "https://repo.radeon.com/rocm/rocm.gpg.key"
+# Repository and key URLs must be https; true allows plain http for a local mirror on a network
+# you trust (apt still checks package signatures; a key fetched over http is not checked).
+allow_http_mirror = False
 
 # How the fix proves itself.
 verify_model = None  # None: the smallest model the server has; never pulled unless verify_pull

@@ -1,74 +1,64 @@
 """Diagnosis + snapshot + policy -> Plan: which remedy runs, with which arguments, or why not.
 
 Pure (as ubuntu-drivers splits choosing from installing): the pyinfra side applies a Step by
-calling the deploy its `action` names with `params` as keyword arguments, so the JSON report
-shows the literal call. A step the policy or the platform forbids stays in the plan with
-`refused` saying which knob (or which manual step) allows it. When the primary finding's own
-fix cannot run, nothing else runs either: fixing the second cause first would change a host
-without getting Ollama onto the GPU.
+calling the deploy its `action` names (ollama_gpu_fix.actions) with `params` as keyword
+arguments, so the JSON report shows the literal call. A step the policy or the platform forbids
+stays in the plan with `refused` saying which knob (or which manual step) allows it. When the
+primary finding's own fix cannot run, nothing else runs either: fixing the second cause first
+would change a host without getting Ollama onto the GPU.
+
+No change without evidence a user cannot plant: every step carries the lines of the host's own
+state that justify it (actions.Action.evidence_from) and is refused without them; a value the
+fix writes comes only from root's or the service user's own files, or from the knowledge
+tables, and an HSA override must be the one the table gives for this host's GPUs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from packaging.version import Version
 
+from ollama_gpu_fix import actions as act
+from ollama_gpu_fix.actions import DRIVER, MODULE, PACKAGES, REBOOT, SERVICE
 from ollama_gpu_fix.dropin import DROPIN_PATH, ROLLED_BACK
 from ollama_gpu_fix.findings import CODE_ORDER, Diagnosis, Finding
-from ollama_gpu_fix.hostplatform import platform
-from ollama_gpu_fix.knowledge import nvidia
-from ollama_gpu_fix.knowledge.environment import is_gpu_setting, writable
+from ollama_gpu_fix.knowledge import amd, nvidia
+from ollama_gpu_fix.knowledge import packages as pk
+from ollama_gpu_fix.knowledge.environment import is_gpu_setting, trusted_origin, writable
 from ollama_gpu_fix.policy import Policy
-from ollama_gpu_fix.snapshot import Snapshot
+from ollama_gpu_fix.rules.context import Context
+from ollama_gpu_fix.snapshot import Line, Snapshot
 
-# What a step changes, for the policy and for the report ("can it be undone?").
-SERVICE, MODULE, PACKAGES, DRIVER, REBOOT = "service", "module", "packages", "driver", "reboot"
-UNDO = {
-    SERVICE: "rolled back automatically if verification fails",
-    MODULE: "a module reload is what a reboot would do; nothing to undo",
-    PACKAGES: "package changes are not undone automatically",
-    DRIVER: "a driver change is not undone automatically",
-    REBOOT: "a reboot cannot be undone",
-}
-
-# Distributions the package remedies know (NVIDIA's and AMD's repository layouts).
-APT_DISTROS = {("debian", "12"), ("debian", "13"), ("ubuntu", "22.04"), ("ubuntu", "24.04")}
-# Debian uses AMD's Ubuntu suites (ROCm/amdgpu-docs conf.py: debian_version_numbers).
-AMD_SUITES = {"12": "jammy", "13": "noble", "22.04": "jammy", "24.04": "noble"}
-ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "sbsa", "arm64": "sbsa"}
-
-# Installed packages that carry a CUDA 10/11 toolkit (NVIDIA's repo names and Debian/Ubuntu's)
-_STALE_CUDA_PKG = re.compile(
-    r"^(?:nvidia-cuda-toolkit|nvidia-cuda-dev|libcudart1[01](?:\.\d+)?|libcublas1[01]"
-    r"|cuda-toolkit-1[01]-\d+|cuda-1[01]-\d+|cuda-[a-z-]+-1[01]-\d+)$"
-)
-# A Linux driver inside WSL2 (NVIDIA's WSL guide: install no Linux driver in the guest).
-_GUEST_DRIVER_PKG = re.compile(
-    r"^(?:nvidia-driver-\d+(?:-open|-server)?|nvidia-utils-\d+(?:-server)?|nvidia-driver"
-    r"|libnvidia-compute-\d+(?:-server)?|cuda-drivers(?:-\d+)?|cuda|cuda-\d+-\d+|nvidia-open"
-    r"|nvidia-dkms-\d+(?:-open)?|libcuda1|nvidia-kernel-dkms|nvidia-kernel-\S+)$"
-)
-_VULKAN_PKGS = ["libvulkan1", "mesa-vulkan-drivers"]
+# kept for importers: the vocabulary lives in ollama_gpu_fix.actions
+__all__ = ["Plan", "Step", "plan", "SERVICE", "MODULE", "PACKAGES", "DRIVER", "REBOOT"]
 
 
 @dataclass
 class Step:
-    action: str  # the remedy deploy that applies it (ollama_gpu_fix.deploy.remedies.REMEDIES)
+    action: str  # a name of ollama_gpu_fix.actions.ACTIONS: the remedy deploy that applies it
     params: dict[str, Any]  # exactly that deploy's keyword arguments
     codes: list[str]  # the findings it fixes
     summary: str
-    changes: str = SERVICE
     needs_reboot: bool = False
     refused: str | None = None  # why it does not run, naming the knob or the manual step
+    evidence: list[str] = field(default_factory=list)  # host-state lines that justify it
+    files: list[str] = field(default_factory=list)  # every file it writes or edits
+
+    @property
+    def changes(self) -> str:
+        return act.action(self.action).changes
 
     @property
     def undo(self) -> str:
-        return UNDO[self.changes]
+        return act.action(self.action).undo
+
+    @property
+    def checks(self) -> frozenset[str]:
+        return act.action(self.action).checks
 
     @property
     def fingerprint(self) -> str:
@@ -77,7 +67,8 @@ class Step:
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "undo": self.undo, "fingerprint": self.fingerprint}
+        return {**asdict(self), "changes": self.changes, "undo": self.undo,
+                "checks": sorted(self.checks), "fingerprint": self.fingerprint}
 
 
 @dataclass
@@ -93,8 +84,12 @@ class Plan:
     @property
     def reboot_required(self) -> bool:
         return any(s.needs_reboot for s in self.runnable) and not any(
-            s.action == "reboot" for s in self.runnable
+            s.action == act.REBOOT_HOST for s in self.runnable
         )
+
+    @property
+    def files(self) -> list[str]:
+        return list(dict.fromkeys(f for s in self.runnable for f in s.files))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,15 +105,14 @@ class _Host:
 
     def __init__(self, snapshot: Snapshot, policy: Policy, local: bool) -> None:
         s = snapshot
-        self.s, self.policy = s, policy
-        self.platform = platform(s)
+        self.s, self.policy, self.local = s, policy, local
+        self.ctx = Context(s)
+        self.platform = self.ctx.platform
         self.systemd = bool(s.probe and s.probe.systemd) or bool(s.unit and s.unit.active_state)
-        self.local = local
         osr = s.os
         self.distro = (osr.id, osr.version_id) if osr and osr.id and osr.version_id else None
-        arch = s.probe.arch if s.probe and s.probe.arch else None
-        self.arch = ARCHES.get(arch or "")
-        self.arch_raw = arch
+        self.arch_raw = s.probe.arch if s.probe and s.probe.arch else None
+        self.arch = pk.NVIDIA_ARCHES.get(self.arch_raw or "")
         self.packages = s.packages or {}
         self.kernel = s.kernel.release if s.kernel else None
         unit = s.unit
@@ -128,19 +122,29 @@ class _Host:
         """Why package remedies cannot run here, or None."""
         if self.distro is None:
             return "the distribution is not known (no os-release in the evidence)"
-        if self.distro not in APT_DISTROS:
-            names = ", ".join(f"{d} {v}" for d, v in sorted(APT_DISTROS))
+        if self.distro not in pk.APT_DISTROS:
+            names = ", ".join(f"{d} {v}" for d, v in sorted(pk.APT_DISTROS))
             found = f"{self.distro[0]} {self.distro[1]}"
             return f"{found} is not supported by the package remedies ({names})"
         if self.arch is None:
             return f"architecture {self.arch_raw or 'unknown'} is not supported (x86_64, aarch64)"
         return None
 
-    def nvidia_repo(self) -> str:
+    def nvidia_repo(self) -> tuple[str, str]:
+        """(repository key of knowledge.packages.REPOSITORIES, its URL for this host)."""
         if self.platform == "wsl2":
-            return self.policy.nvidia_wsl_repo_url
-        distro = f"{self.distro[0]}{self.distro[1].replace('.', '')}" if self.distro else "?"
-        return self.policy.nvidia_repo_url.format(distro=distro, arch=self.arch or "x86_64")
+            return "nvidia-wsl", self.policy.nvidia_wsl_repo_url
+        distro = pk.APT_DISTROS.get(self.distro) if self.distro else None
+        return "nvidia", self.policy.nvidia_repo_url.format(
+            distro=distro or "unknown", arch=self.arch or "x86_64")
+
+    def service_env_files(self) -> list[tuple[str, str]]:
+        """(path, kind) of every file that sets ollama.service's environment."""
+        unit = self.s.unit
+        files = [(f.path, "unit") for f in ([unit.fragment] if unit and unit.fragment else [])]
+        files += [(f.path, "unit") for f in (unit.dropins if unit else [])]
+        files += [(p, "env") for p in (unit.environment_files if unit else [])]
+        return files
 
 
 def plan(diagnosis: Diagnosis, snapshot: Snapshot, policy: Policy, local: bool = False) -> Plan:
@@ -154,41 +158,59 @@ def plan(diagnosis: Diagnosis, snapshot: Snapshot, policy: Policy, local: bool =
     env: dict[str, str] = {}
     unset: list[str] = []
     env_codes: list[str] = []
+    env_evidence: list[str] = []
     for finding in errors:
         remedy = finding.remedy
         if remedy is None:
             continue
         if not remedy.automatic:
-            result.advice.append(f"{finding.code}: {remedy.summary}")
-            if finding.code == diagnosis.primary:
-                result.blocked = f"{finding.code} needs a person: {remedy.summary}"
+            _advise(result, diagnosis, finding, remedy.summary)
             continue
         translate = _TRANSLATORS.get(remedy.action)
-        steps = translate(finding, host) if translate else []
-        if not steps:  # nothing this tool can change fixes it
-            result.advice.append(f"{finding.code}: {remedy.summary}")
-            if finding.code == diagnosis.primary:
-                result.blocked = f"{finding.code} needs a person: {remedy.summary}"
+        steps = translate(finding, host, result) if translate else []
+        if not steps:  # nothing this tool may change fixes it
+            _advise(result, diagnosis, finding, remedy.summary)
             continue
         for step in steps:
-            if step.action == "service_env":  # one drop-in for every variable
+            step.evidence = _evidence(step.action, finding.evidence)
+            if step.action == act.SERVICE_ENV:  # one drop-in for every variable
                 for name, value in step.params["env"].items():
                     env.setdefault(name, value)
                 unset += [n for n in step.params["unset"] if n not in unset]
                 env_codes += [c for c in step.codes if c not in env_codes]
+                env_evidence += [e for e in step.evidence if e not in env_evidence]
                 continue
             result.steps.append(step)
     if env or unset:
-        result.steps.insert(0, _service_env_step(env, unset, env_codes, host))
+        step = _service_env_step(env, unset, env_codes, host)
+        step.evidence = env_evidence
+        result.steps.insert(0, step)
     for step in result.steps:
-        if step.changes in (PACKAGES, DRIVER) and step.action != "nvidia_uvm_reload":
+        if step.changes in (PACKAGES, DRIVER):
             step.params["lock_timeout"] = policy.apt_lock_timeout
     _gate(result, host)
     _reboot(result, host)
+    _block_on_primary(result, diagnosis)
+    return result
+
+
+def _advise(result: Plan, diagnosis: Diagnosis, finding: Finding, summary: str) -> None:
+    result.advice.append(f"{finding.code}: {summary}")
+    if finding.code == diagnosis.primary and result.blocked is None:
+        result.blocked = f"{finding.code} needs a person: {summary}"
+
+
+def _block_on_primary(result: Plan, diagnosis: Diagnosis) -> None:
     primary_steps = [s for s in result.steps if diagnosis.primary in s.codes]
     if result.blocked is None and primary_steps and all(s.refused for s in primary_steps):
         result.blocked = f"{diagnosis.primary}: {primary_steps[0].refused}"
-    return result
+
+
+def _evidence(action_name: str, lines: list[Line]) -> list[str]:
+    """The finding's lines that count for this action: the host's own state (a log line counts
+    only for service and module steps), never the knowledge tables' own lines."""
+    allowed = act.action(action_name).evidence_from
+    return [str(line) for line in lines if line.source in allowed]
 
 
 # ---- translators: a finding's remedy -> steps with the literal deploy arguments ---------------
@@ -197,13 +219,15 @@ def plan(diagnosis: Diagnosis, snapshot: Snapshot, policy: Policy, local: bool =
 def _service_env_step(
     env: dict[str, str], unset: list[str], codes: list[str], host: _Host
 ) -> Step:
-    """Set ENV and remove UNSET where they are set: drop-ins and EnvironmentFile= are edited,
-    what the vendor unit sets is removed with UnsetEnvironment= in the managed drop-in."""
+    """Set ENV and remove UNSET where they are set: drop-ins and EnvironmentFile= are edited
+    (by logical lines, as systemd reads them), what the vendor unit sets is removed with
+    UnsetEnvironment= in the managed drop-in (the vendor unit is never edited)."""
     unit = host.s.unit
     # what the managed drop-in already holds stays (a later fix adds to it, never drops it)
     managed = next((f for f in unit.dropins if f.path == DROPIN_PATH), None) if unit else None
     if managed is not None:
-        env = {**{k: v for k, v in managed.environment.items() if writable(k, v)}, **env}
+        kept = {k: v for k, v in managed.environment.items() if writable(k, v)}
+        env = {**kept, **env}
         unset = list(dict.fromkeys(managed.unset + unset))
     edits: dict[str, list[str]] = {}
     vendor_sets: set[str] = set()
@@ -224,31 +248,62 @@ def _service_env_step(
     proc = host.s.process
     inherited = set(proc.environment) if proc and proc.trusted is not False else set()
     edited = {n for names in edits.values() for n in names}
-    kept = set(managed.unset) if managed is not None else set()
+    kept_unset = set(managed.unset) if managed is not None else set()
     unset_in_dropin = sorted(
         n for n in unset
-        if n in vendor_sets or n in kept or (n in inherited and n not in edited)
+        if n in vendor_sets or n in kept_unset or (n in inherited and n not in edited)
     )
     shown = ", ".join([f"{k}={v}" for k, v in sorted(env.items())] + [f"unset {n}" for n in unset])
+    files = [DROPIN_PATH] + sorted(edits)
+    where = "; edit " + ", ".join(sorted(edits)) if edits else ""
     return Step(
-        "service_env",
+        act.SERVICE_ENV,
         {"env": dict(sorted(env.items())), "unset": unset_in_dropin, "edit": edits,
          "reasons": codes},
         list(codes),
-        f"Write {DROPIN_PATH} ({shown}), daemon-reload, restart ollama.",
+        f"Write {DROPIN_PATH} ({shown}){where}; daemon-reload, restart ollama.",
+        files=files,
     )
 
 
-def _service_env(finding: Finding, host: _Host) -> list[Step]:
+def _service_env(finding: Finding, host: _Host, result: Plan) -> list[Step]:
+    """The variables a finding wants set or unset, each checked: a value is written only when
+    it is a GPU setting this tool knows, came from root's or the service user's own files (or
+    from the knowledge tables), and, for an HSA override, is the value for this host's GPUs."""
     params = finding.remedy.params if finding.remedy else {}
-    env = {k: v for k, v in params.get("env", {}).items() if writable(k, v)}
+    origins: dict[str, str] = params.get("origins", {})
+    env: dict[str, str] = {}
+    for name, value in params.get("env", {}).items():
+        origin = origins.get(name, "")
+        why = None
+        if not writable(name, value):
+            why = "not a GPU setting this tool writes"
+        elif origin and not trusted_origin(origin, host.service_user):
+            why = f"set in {origin}, a file of another user"
+        elif name.startswith("HSA_OVERRIDE_GFX_VERSION"):
+            why = _override_problem(value, host)
+        if why:
+            result.advice.append(f"{finding.code}: {name}={value} is not written ({why})")
+            continue
+        env[name] = value
     unset = [n for n in params.get("unset", []) if is_gpu_setting(n)]
     if not env and not unset:
         return []
-    return [Step("service_env", {"env": env, "unset": unset}, [finding.code], "")]
+    return [Step(act.SERVICE_ENV, {"env": env, "unset": unset}, [finding.code], "")]
 
 
-def _groups(finding: Finding, host: _Host) -> list[Step]:
+def _override_problem(value: str, host: _Host) -> str | None:
+    gfx = host.ctx.amd_gfx
+    if not gfx:
+        return "no AMD GPU's gfx target is known on this host to check it against"
+    if not amd.override_fits(value, gfx, host.ctx.version):
+        wanted = ", ".join(f"{g}: {amd.override_value_for(g, host.ctx.version) or 'none'}"
+                           for g in gfx)
+        return f"not the override for this host's GPUs ({wanted})"
+    return None
+
+
+def _groups(finding: Finding, host: _Host, result: Plan) -> list[Step]:
     owners: list[str] = []
     for node in host.s.dev_nodes or []:
         if node.path == "/dev/kfd" or node.path.startswith("/dev/dri/"):
@@ -258,124 +313,144 @@ def _groups(finding: Finding, host: _Host) -> list[Step]:
     users = [host.service_user] + (
         [host.policy.login_user] if host.policy.login_user not in (None, host.service_user) else []
     )
-    return [Step("gpu_groups", {"users": users, "groups": groups}, [finding.code],
+    return [Step(act.GPU_GROUPS, {"users": users, "groups": groups}, [finding.code],
                  f"Add {', '.join(users)} to {', '.join(groups)} (the groups that own the GPU "
-                 "device nodes), restart ollama.")]
+                 "device nodes) with usermod, which edits /etc/group and /etc/gshadow; restart"
+                 " ollama.", files=["/etc/group", "/etc/gshadow"])]
 
 
-def _start(finding: Finding, host: _Host) -> list[Step]:
-    return [Step("start_service", {}, [finding.code], "Enable and start ollama.service.")]
+def _start(finding: Finding, host: _Host, result: Plan) -> list[Step]:
+    return [Step(act.START_SERVICE, {}, [finding.code], "Enable and start ollama.service.")]
 
 
-def _cuda_toolkit(finding: Finding, host: _Host) -> list[Step]:
-    stale = sorted(n for n in host.packages if _STALE_CUDA_PKG.match(n))
-    ldconf = sorted({
-        line.text.split()[1] for line in (host.s.cuda.raw if host.s.cuda else [])
-        if line.text.startswith("ldconf ") and re.search(r"cuda-?1[01]", line.text)
-    })
+def _cuda_toolkit(finding: Finding, host: _Host, result: Plan) -> list[Step]:
+    """Purge what is CUDA < 12 by the package table, remove the ld.so.conf lines and the
+    service's LD_LIBRARY_PATH that name a CUDA < 12 directory, install the current toolkit.
+    Nothing stale found: no step (a finding without such evidence changes nothing)."""
+    stale = pk.stale_cuda_packages(host.packages)
+    ldconf: dict[str, list[str]] = {}
+    for line in host.s.cuda.raw if host.s.cuda else []:
+        kind, _, rest = line.text.partition(" ")
+        path, _, entry = rest.partition(" ")
+        if kind == "ldconf" and path.startswith("/etc/ld.so.conf") and pk.stale_cuda_paths(
+                [entry.strip()]):
+            ldconf.setdefault(path, []).append(entry.strip())
+    steps: list[Step] = []
+    library_path = [v for v in _env_values(host, "LD_LIBRARY_PATH")
+                    if pk.stale_cuda_paths(v.split(":"))]
+    if library_path:
+        steps.append(Step(act.SERVICE_ENV, {"env": {}, "unset": ["LD_LIBRARY_PATH"]},
+                          [finding.code], ""))
+    if not stale and not ldconf:
+        return steps
     want = host.policy.cuda_min_version
-    toolkit = f"cuda-toolkit-{want.major}-{want.minor}"
-    steps = []
-    if any(re.search(r"cuda-?1[01]", v) for v in _env_lines(host, "LD_LIBRARY_PATH")):
-        steps.append(
-            Step("service_env", {"env": {}, "unset": ["LD_LIBRARY_PATH"]}, [finding.code], "")
-        )
+    toolkit = pk.cuda_toolkit_package(want)
     driver = host.s.nvidia_smi.driver_version if host.s.nvidia_smi else None
     floor = nvidia.CUDA_TOOLKIT_MIN_DRIVER.get(f"{want.major}.{want.minor}")
     install = [toolkit]
     note = ""
-    if driver and floor and Version(_numeric(driver)) < Version(floor):
+    if not driver or (floor and Version(_numeric(driver)) < Version(floor)):
         install = []
-        note = f" (not installing {toolkit}: driver {driver} is below its floor {floor})"
+        note = (f" (not installing {toolkit}: driver {driver} is below its floor {floor})"
+                if driver else f" (not installing {toolkit}: no working driver reported)")
+    repo, url = host.nvidia_repo()
+    removed = "; ".join(f"remove {', '.join(lines)} from {path}" for path, lines in
+                        sorted(ldconf.items()))
     steps.append(Step(
-        "cuda_toolkit",
-        {"purge": stale, "ldconf_remove": ldconf, "install": install,
-         "repo_url": host.nvidia_repo()},
+        act.CUDA_TOOLKIT,
+        {"purge": stale, "ldconf_remove": {p: sorted(set(v)) for p, v in sorted(ldconf.items())},
+         "install": install, "repo": repo if install else None,
+         "repo_url": url if install else None},
         [finding.code],
         f"Purge {', '.join(stale) or 'no package'}"
-        + (f", remove {', '.join(ldconf)}" if ldconf else "")
-        + (f"; install {toolkit} from NVIDIA's repository" if install else "") + note + ".",
-        changes=PACKAGES,
+        + (f"; {removed}" if removed else "")
+        + (f"; install {toolkit} from {pk.REPOSITORIES[repo].name}" if install else "")
+        + note + ".",
+        files=sorted(ldconf),
     ))
     return steps
 
 
-def _nvidia_driver(finding: Finding, host: _Host) -> list[Step]:
+def _nvidia_driver(finding: Finding, host: _Host, result: Plan) -> list[Step]:
     gpus = host.s.nvidia_smi.gpus if host.s.nvidia_smi else []
-    caps = [g.compute_cap for g in gpus if g.compute_cap]
-    old = any(_cc(c) < 7.5 for c in caps)
     branch = host.policy.nvidia_driver_branch or nvidia.RECOMMENDED_DRIVER_BRANCH
-    if old:  # 580 is the last branch for Maxwell, Pascal and Volta; open modules need Turing
-        packages = [f"cuda-drivers-{min(branch, 580)}"]
-        flavour = f"proprietary {min(branch, 580)}"
-    else:
-        packages = [f"nvidia-driver-pinning-{branch}", "nvidia-open"]
-        flavour = f"open kernel modules, branch {branch}"
-    headers = [f"linux-headers-{host.kernel}"] if host.kernel and host.platform == "native" else []
+    packages, flavour = pk.nvidia_driver_packages([g.compute_cap for g in gpus if g.compute_cap],
+                                                  branch)
+    headers = [pk.kernel_headers(host.kernel)] if host.kernel and host.platform == "native" else []
+    repo, url = host.nvidia_repo()
     return [Step(
-        "nvidia_driver",
-        {"packages": packages, "headers": headers, "repo_url": host.nvidia_repo()},
+        act.NVIDIA_DRIVER,
+        {"packages": packages, "headers": headers, "repo": repo, "repo_url": url},
         [finding.code],
-        f"Install the NVIDIA driver ({flavour}) from NVIDIA's repository.",
-        changes=DRIVER,
+        f"Install the NVIDIA driver ({flavour}) from {pk.REPOSITORIES[repo].name}"
+        + (f" with {headers[0]}" if headers else "") + ".",
         needs_reboot=True,
     )]
 
 
-def _uvm(finding: Finding, host: _Host) -> list[Step]:
-    return [Step("nvidia_uvm_reload", {}, [finding.code],
-                 "Stop ollama, reload nvidia_uvm, start ollama.", changes=MODULE)]
+def _uvm(finding: Finding, host: _Host, result: Plan) -> list[Step]:
+    return [Step(act.NVIDIA_UVM_RELOAD, {}, [finding.code],
+                 "Stop ollama, reload nvidia_uvm, start ollama again (also when the reload"
+                 " fails).")]
 
 
-def _wsl2_purge(finding: Finding, host: _Host) -> list[Step]:
-    packages = sorted(n for n in host.packages if _GUEST_DRIVER_PKG.match(n))
+def _wsl2_purge(finding: Finding, host: _Host, result: Plan) -> list[Step]:
+    packages = pk.wsl_guest_driver_packages(host.packages)
     if not packages:
         return []
-    return [Step("wsl2_purge_guest_driver", {"packages": packages}, [finding.code],
+    return [Step(act.WSL2_PURGE_GUEST_DRIVER, {"packages": packages}, [finding.code],
                  f"Purge the Linux driver in this WSL2 guest ({', '.join(packages)}); the Windows"
-                 " driver provides /usr/lib/wsl/lib/libcuda.so.", changes=PACKAGES)]
+                 " driver provides /usr/lib/wsl/lib/libcuda.so.")]
 
 
-def _rocm(finding: Finding, host: _Host) -> list[Step]:
+def _rocm(finding: Finding, host: _Host, result: Plan) -> list[Step]:
     texts = " ".join(line.text for line in finding.evidence)
     kernel_side = "kfd driver not loaded" in texts or (
         host.s.probe is not None and "/dev/kfd" in host.s.probe.absent_files
     ) or finding.code == "rocm-driver-too-old"
     if not kernel_side:
         return []  # Ollama's own ROCm bundle is missing: advice (the tool does not install Ollama)
-    suite = AMD_SUITES.get(host.distro[1] if host.distro else "", "")
+    suite = pk.AMD_SUITES.get(host.distro[1] if host.distro else "", "")
+    headers = [pk.kernel_headers(host.kernel)] if host.kernel and host.platform == "native" else []
+    repo = pk.AMDGPU
     return [Step(
-        "amdgpu_driver",
-        {"packages": ["amdgpu-dkms"], "repo_url": host.policy.amdgpu_repo_url, "suite": suite,
+        act.AMDGPU_DRIVER,
+        {"packages": list(pk.AMDGPU_DRIVER_PACKAGES), "headers": headers,
+         "repo_url": host.policy.amdgpu_repo_url, "suite": suite,
          "key_url": host.policy.rocm_repo_key_url},
         [finding.code],
-        "Install the amdgpu kernel driver (amdgpu-dkms) from AMD's repository.",
-        changes=DRIVER,
+        f"Install the amdgpu kernel driver (amdgpu-dkms) from {repo.name}"
+        + (f" with {headers[0]}" if headers else "") + f" ({repo.keyring}, {repo.source_file},"
+        f" {repo.pin_file} unless a source for it is already configured).",
         needs_reboot=True,
+        files=[repo.keyring, repo.source_file, repo.pin_file or ""],
     )]
 
 
-def _vulkan(finding: Finding, host: _Host) -> list[Step]:
-    steps = _service_env(finding, host)
-    missing = [p for p in _VULKAN_PKGS if p not in host.packages]
+def _vulkan(finding: Finding, host: _Host, result: Plan) -> list[Step]:
+    steps = _service_env(finding, host, result)
+    missing = [p for p in pk.VULKAN_PACKAGES if p not in host.packages]
     if missing and (host.s.packages is not None):
-        steps.append(Step("vulkan_packages", {"packages": missing}, [finding.code],
-                          f"Install the Vulkan loader and Mesa driver ({', '.join(missing)}).",
-                          changes=PACKAGES))
+        steps.append(Step(act.VULKAN_PACKAGES, {"packages": missing}, [finding.code],
+                          f"Install the Vulkan loader and Mesa driver ({', '.join(missing)})."))
     return steps
 
 
+def _reboot_step(finding: Finding, host: _Host, result: Plan) -> list[Step]:
+    return [Step(act.REBOOT_HOST, {}, [finding.code], "Reboot.")]
+
+
 _TRANSLATORS = {
-    "service-env": _service_env,
-    "service-groups": _groups,
-    "start-service": _start,
-    "cuda-toolkit": _cuda_toolkit,
-    "nvidia-driver": _nvidia_driver,
-    "nvidia-uvm-reload": _uvm,
-    "wsl2-purge-guest-driver": _wsl2_purge,
-    "rocm": _rocm,
-    "vulkan": _vulkan,
-    "reboot": lambda f, h: [Step("reboot", {}, [f.code], "Reboot.", changes=REBOOT)],
+    act.SERVICE_ENV: _service_env,
+    act.GPU_GROUPS: _groups,
+    act.START_SERVICE: _start,
+    act.CUDA_TOOLKIT: _cuda_toolkit,
+    act.NVIDIA_DRIVER: _nvidia_driver,
+    act.NVIDIA_UVM_RELOAD: _uvm,
+    act.WSL2_PURGE_GUEST_DRIVER: _wsl2_purge,
+    act.AMDGPU_DRIVER: _rocm,
+    act.VULKAN_PACKAGES: _vulkan,
+    act.REBOOT_HOST: _reboot_step,
 }
 
 
@@ -387,32 +462,36 @@ def _gate(result: Plan, host: _Host) -> None:
     secure_boot = bool(host.s.secure_boot and host.s.secure_boot.enabled)
     rolled_back = set(host.s.probe.rolled_back) if host.s.probe else set()
     for step in result.steps:
+        knob = act.action(step.action).knob
         if step.fingerprint in rolled_back:
             step.refused = (
                 "an earlier run made this change and rolled it back (Ollama was not on the GPU"
                 f" with it); remove {ROLLED_BACK} to try it again"
             )
+        elif not step.evidence and step.action != act.REBOOT_HOST:
+            step.refused = ("no line of this host's own state shows the cause (log text alone"
+                            " does not justify this change)")
         elif host.platform == "container":
             step.refused = ("this host is a container: the fix belongs to the machine that runs"
                             " it (pass the GPU in, set the variable on the container)")
         elif step.changes == MODULE and host.platform != "native":
             step.refused = "a kernel module can be reloaded only on the machine itself"
-        elif step.changes == SERVICE and not host.systemd:
+        elif act.SYSTEMD in step.checks and not host.systemd:
             step.refused = ("no systemd runs here: set the environment where `ollama serve` is"
                             " started (WSL: enable systemd in /etc/wsl.conf)")
         elif step.changes in (PACKAGES, DRIVER) and apt:
             step.refused = f"cannot install or remove packages: {apt}"
-        elif step.changes == PACKAGES and not host.policy.allow_packages:
-            step.refused = "package changes are not allowed (set allow_packages=true)"
-        elif step.changes == DRIVER and not host.policy.allow_driver_change:
-            step.refused = "a driver change is not allowed (set allow_driver_change=true)"
-        elif step.action == "nvidia_driver" and secure_boot:
+        elif knob and step.changes != REBOOT and not getattr(host.policy, knob):
+            what = "package changes are" if step.changes == PACKAGES else "a driver change is"
+            step.refused = f"{what} not allowed (set {knob}=true)"
+        elif act.KERNEL_MODULE in step.checks and secure_boot:
             step.refused = (
                 "Secure Boot is on and a DKMS-built module is unsigned: enroll a Machine Owner"
-                " Key first (mokutil --import, confirm at the next boot) or use signed modules"
-                " (Ubuntu: linux-modules-nvidia-<branch>-<flavour>)"
+                " Key first (mokutil --import, confirm at the next boot), use signed modules"
+                " (Ubuntu: linux-modules-nvidia-<branch>-<flavour>), or turn Secure Boot off"
+                " (AMD documents the same for amdgpu-dkms)"
             )
-        elif step.action == "reboot" and not _can_reboot(host):
+        elif step.action == act.REBOOT_HOST and not _can_reboot(host):
             step.refused = _no_reboot(host)
 
 
@@ -431,10 +510,10 @@ def _no_reboot(host: _Host) -> str:
 def _reboot(result: Plan, host: _Host) -> None:
     """A driver step that will run needs a reboot before anything can be verified."""
     driver = [s for s in result.steps if s.needs_reboot and s.refused is None]
-    if not driver or any(s.action == "reboot" for s in result.steps):
+    if not driver or any(s.action == act.REBOOT_HOST for s in result.steps):
         return
-    step = Step("reboot", {}, driver[0].codes, "Reboot to load the new kernel module, then verify.",
-                changes=REBOOT)
+    step = Step(act.REBOOT_HOST, {}, driver[0].codes,
+                "Reboot to load the new kernel module, then verify.")
     if not _can_reboot(host):
         step.refused = _no_reboot(host)
     result.steps.append(step)
@@ -443,26 +522,24 @@ def _reboot(result: Plan, host: _Host) -> None:
 # ---- small helpers ---------------------------------------------------------------------------
 
 
-def _env_lines(host: _Host, name: str) -> list[str]:
+def _env_values(host: _Host, name: str) -> list[str]:
     values = []
     unit = host.s.unit
     for f in ([unit.fragment] if unit and unit.fragment else []) + (unit.dropins if unit else []):
         if name in f.environment:
             values.append(f.environment[name])
-    if host.s.process and name in host.s.process.environment:
-        values.append(host.s.process.environment[name])
+    proc = host.s.process
+    if proc and proc.trusted is not False and name in proc.environment:
+        values.append(proc.environment[name])
     if unit and name in unit.environment:
         values.append(unit.environment[name])
     return values
 
 
 def _numeric(version: str) -> str:
-    match = re.match(r"\d+(?:\.\d+)*", version)
-    return match.group() if match else "0"
-
-
-def _cc(cap: str) -> float:
-    try:
-        return float(cap)
-    except ValueError:
-        return 99.0
+    digits = ""
+    for part in version.split("."):
+        if not part.isdigit():
+            break
+        digits += ("." if digits else "") + part
+    return digits or "0"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import stat
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from packaging.version import InvalidVersion, Version
+
+from ollama_gpu_fix.knowledge.packages import REPOSITORIES
 
 
 class PolicyError(ValueError):
@@ -54,6 +58,9 @@ class Policy:
     nvidia_wsl_repo_url: str = NVIDIA_REPO.format(distro="wsl-ubuntu", arch="x86_64")
     amdgpu_repo_url: str = AMDGPU_REPO
     rocm_repo_key_url: str = ROCM_KEY
+    # a repository or key URL may be plain http: a local mirror on a network you trust (apt
+    # still checks package signatures; a key fetched over http is only as good as that network)
+    allow_http_mirror: bool = False
     # how a fix proves itself
     verify_model: str | None = None  # None: the smallest local model
     verify_pull: bool = False  # pull verify_model when it is not there
@@ -91,14 +98,40 @@ def _int(key: str, value: Any, low: int, high: int) -> int:
     return number
 
 
-def _url(key: str, value: Any) -> str:
+# The {fields} each URL knob may name (its repository's template), and nothing else.
+URL_FIELDS: dict[str, frozenset[str]] = {
+    **{repo.url_knob: repo.url_fields for repo in REPOSITORIES.values()},
+    **{repo.key_url_knob: frozenset() for repo in REPOSITORIES.values() if repo.key_url_knob},
+}
+
+
+def _url(key: str, value: Any, allow_http: bool) -> str:
+    """An https URL (http only with allow_http_mirror) whose template names only its
+    documented fields: `{0}`, `{distro!r}` or a stray brace would crash or change the plan."""
+    schemes = ("https", "http") if allow_http else ("https",)
+    wanted = "an https URL" + (" (or http)" if allow_http else "")
     if not isinstance(value, str):
-        raise PolicyError(key, f"must be an http(s) URL, got {value!r}")
-    parts = urlsplit(value.replace("{distro}", "d").replace("{arch}", "a"))
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(
-        c.isspace() or c in "\"'\\`$;" for c in value
+        raise PolicyError(key, f"must be {wanted}, got {value!r}")
+    allowed = URL_FIELDS.get(key, frozenset())
+    try:
+        parsed = list(string.Formatter().parse(value))
+    except ValueError:
+        raise PolicyError(key, f"has an unbalanced brace: {value!r}") from None
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in allowed or spec or conversion:
+            fields_ = ", ".join("{" + f + "}" for f in sorted(allowed)) or "none"
+            raise PolicyError(key, f"may use only the fields {fields_}, got {value!r}")
+    filled = value.format(**{f: "x" for f in allowed}) if allowed else value
+    parts = urlsplit(filled)
+    if parts.scheme == "http" and not allow_http:
+        raise PolicyError(key, f"must be https (set allow_http_mirror=true for a local mirror),"
+                               f" got {value!r}")
+    if parts.scheme not in schemes or not parts.hostname or any(
+        c.isspace() or c in "\"'\\`$;{}" for c in filled
     ):
-        raise PolicyError(key, f"must be an http(s) URL, got {value!r}")
+        raise PolicyError(key, f"must be {wanted}, got {value!r}")
     return value
 
 
@@ -122,9 +155,31 @@ def _report_dir(value: Any, cwd: str | os.PathLike[str]) -> Path:
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = Path(cwd) / path
-    if path.exists() and not path.is_dir():
-        raise PolicyError("report_dir", f"{raw!r}: {path} exists and is not a directory")
+    problem = report_dir_problem(path)
+    if problem:
+        raise PolicyError("report_dir", f"{raw!r}: {problem}")
     return path
+
+
+def report_dir_problem(path: Path) -> str | None:
+    """Why PATH must not hold reports ('' or None when it may): reports describe hosts, so
+    they go only into a directory of the user running pyinfra that nobody else can write, and
+    never through a link (another user could point it anywhere)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None  # created 0700 when the first report is written
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    if stat.S_ISLNK(st.st_mode):
+        return f"{path} is a symbolic link"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{path} exists and is not a directory"
+    if st.st_uid != os.geteuid():
+        return f"{path} belongs to uid {st.st_uid}, not to the user running pyinfra"
+    if st.st_mode & 0o022:
+        return f"{path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})"
+    return None
 
 
 def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) -> Policy:
@@ -135,7 +190,7 @@ def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) 
     raw = get("report_dir")
     values["report_dir"] = _report_dir("reports" if raw is None else raw, cwd)
     for key in ("allow_packages", "allow_driver_change", "allow_reboot", "verify_pull",
-                "verify_cpu_baseline"):
+                "verify_cpu_baseline", "allow_http_mirror"):
         if get(key) is not None:
             values[key] = _bool(key, get(key))
     if get("cuda_min_version") is not None:
@@ -152,7 +207,7 @@ def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) 
     for key in ("nvidia_repo_url", "nvidia_wsl_repo_url", "amdgpu_repo_url",
                 "rocm_repo_key_url"):
         if get(key) is not None:
-            values[key] = _url(key, get(key))
+            values[key] = _url(key, get(key), values.get("allow_http_mirror", False))
     if get("verify_model") not in (None, ""):
         model = get("verify_model")
         if not isinstance(model, str) or not _MODEL.fullmatch(model):

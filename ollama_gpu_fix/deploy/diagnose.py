@@ -26,6 +26,7 @@ from ollama_gpu_fix import report
 from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.parsers import build_snapshot
+from ollama_gpu_fix.policy import report_dir_problem
 from ollama_gpu_fix.rules import diagnose
 from ollama_gpu_fix.snapshot import Snapshot
 
@@ -63,8 +64,9 @@ def validate_host_data(data: dict[str, Any], cwd: str | os.PathLike[str]) -> Set
     path = Path(raw).expanduser()
     if not path.is_absolute():
         path = Path(cwd) / path
-    if path.exists() and not path.is_dir():
-        raise DeployError(f"host data report_dir={raw!r}: {path} exists and is not a directory")
+    problem = report_dir_problem(path)
+    if problem:
+        raise DeployError(f"host data report_dir={raw!r}: {problem}")
     return Settings(report_dir=path)
 
 
@@ -79,6 +81,9 @@ def write_json_report(path: Path, data: dict[str, Any]) -> None:
     report describes a host's setup, which is nobody else's business."""
     if not path.parent.is_dir():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    problem = report_dir_problem(path.parent)  # again: another user may have raced us to it
+    if problem:
+        raise OSError(f"refusing to write a report there: {problem}")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

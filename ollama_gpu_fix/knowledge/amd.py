@@ -191,3 +191,35 @@ def gfx_from_override(value: str) -> str | None:
 def gfx_major(gfx: str) -> int | None:
     match = re.match(r"gfx(\d+?)([0-9a-f]{2})$", gfx)
     return int(match.group(1)) if match else None
+
+
+def gfx_version(gfx: str) -> str | None:
+    """gfxNNNN as the HSA version ROCm reports it: gfx1031 -> 10.3.1, gfx90a -> 9.0.10."""
+    digits = gfx[3:] if gfx.startswith("gfx") else ""
+    if not 3 <= len(digits) <= 4 or not digits[:-2].isdigit() or not digits[-2].isdigit():
+        return None
+    try:
+        stepping = int(digits[-1], 16)
+    except ValueError:
+        return None
+    return f"{int(digits[:-2])}.{int(digits[-2])}.{stepping}"
+
+
+def override_value_for(gfx: str, version: Version | None) -> str | None:
+    """The HSA_OVERRIDE_GFX_VERSION this GPU needs under this Ollama: the table's value when
+    it is outside the bundle, its own version when the bundle has it (a global override then
+    must leave it where it is), None when no override lands it anywhere."""
+    if supported(gfx, version):
+        return gfx_version(gfx)
+    entry = override_for(gfx, version)
+    if entry is None or entry.confidence == "inferred":
+        return None
+    return entry.value
+
+
+def override_fits(value: str, gfx_targets: list[str], version: Version | None) -> bool:
+    """May HSA_OVERRIDE_GFX_VERSION=VALUE be written for a host with these GPUs? One global
+    override applies to every AMD GPU, so every one of them must want exactly this value; a
+    GPU of another family (11.0.0 on an RDNA2 gfx1031) would be mis-targeted."""
+    wanted = {override_value_for(gfx, version) for gfx in gfx_targets}
+    return bool(gfx_targets) and wanted == {value}

@@ -128,3 +128,20 @@ def writable(name: str, value: str) -> bool:
         return _override_ok(value)
     check = WRITABLE.get(name)
     return bool(check and isinstance(value, str) and check(value))
+
+
+def trusted_origin(origin: str, service_user: str | None = None) -> bool:
+    """May a value found in ORIGIN be written into the service by root? Only what root or the
+    service's own account wrote: a unit file, the running server, the system's and root's own
+    shell files, the service user's home. Another user's ~/.bashrc is that user's wish, which
+    root must not carry into a system service (it is named as advice instead).
+
+    ORIGIN is a path (`/home/alice/.bashrc`, `/etc/profile.d/x.sh`, a unit file) or a word for
+    a source that is not a file (`process`, `unit`, `knowledge`)."""
+    if origin in ("process", "unit", "knowledge", "log"):
+        return True
+    if origin.startswith(("/etc/", "/root/", "/usr/lib/systemd/", "/lib/systemd/", "/run/systemd/")):
+        return True
+    if service_user and origin.startswith(f"/home/{service_user}/"):
+        return True
+    return origin.startswith("/usr/share/ollama/") and service_user in (None, "ollama")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Diagnosis, Finding, Remedy, choose_primary
 from ollama_gpu_fix.rules import amd, nvidia, outcome, platforms, service, vulkan
 from ollama_gpu_fix.rules.context import Context
@@ -64,7 +65,7 @@ def _advice_only_off_linux(ctx: Context, findings: list[Finding]) -> None:
         if remedy is None or (not remedy.automatic and remedy.summary.startswith(f"({name})")):
             continue
         finding.remedy = Remedy(
-            "advise",
+            act.ADVISE,
             f"({name}) {remedy.summary} Set variables for the Ollama app (user environment,"
             " then quit and restart Ollama); the Linux service fixes do not apply.",
             False,
@@ -91,7 +92,7 @@ def _not_enough(ctx: Context) -> Finding:
         "info",
         "The evidence shows neither GPU use nor a GPU failure.",
         [Line("bundle", f"files read: {have}")],
-        Remedy("advise", "Collect " + "; ".join(wanted or ["`ollama-gpu-fix collect`"]) + "."),
+        Remedy(act.ADVISE, "Collect " + "; ".join(wanted or ["`ollama-gpu-fix collect`"]) + "."),
     )
 
 
@@ -113,7 +114,7 @@ def _unexplained(ctx: Context, findings: list[Finding]) -> Iterable[Finding]:
         "Ollama runs on the CPU (no usable GPU found, or the model placed on the CPU) and the"
         " evidence does not say why; it is quoted below.",
         list(dict.fromkeys(evidence)),
-        Remedy("advise", "Restart Ollama with OLLAMA_DEBUG=1 and read its discovery lines from"
+        Remedy(act.ADVISE, "Restart Ollama with OLLAMA_DEBUG=1 and read its discovery lines from"
                " the start (`journalctl -u ollama -b`); check `nvidia-smi` or `rocminfo` and"
                " `ollama ps` while a model runs."),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import amd
 from ollama_gpu_fix.knowledge import log_signatures as sig
@@ -40,7 +41,7 @@ def rocm_missing(ctx: Context) -> Iterator[Finding]:
             "The ROCm runtime or Ollama's ROCm backend is missing or incomplete.",
             evidence,
             Remedy(
-                "rocm",
+                act.AMDGPU_DRIVER,
                 "Install ROCm 6.1.2+ (libamdhip64, comgr, rocBLAS) and Ollama's ROCm bundle.",
                 automatic=True,
             ),
@@ -82,7 +83,7 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
                 f"The AMD GPU ({', '.join(ctx.amd_gfx)}) is not among this build's ROCm targets,"
                 " and no HSA_OVERRIDE_GFX_VERSION maps it onto one of them.",
                 evidence,
-                Remedy("advise", "Use a build (or rocBLAS library set) that has kernels for "
+                Remedy(act.ADVISE, "Use a build (or rocBLAS library set) that has kernels for "
                        f"{', '.join(ctx.amd_gfx)}, or Ollama's Vulkan backend (0.12.11+)."),
             )
         return
@@ -110,7 +111,7 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
         " targets; an override maps it onto a compatible one.",
         evidence,
         Remedy(
-            "service-env",
+            act.SERVICE_ENV,
             f"Set {shown} in an ollama.service drop-in."
             + ("" if sure else " (The value is inferred from the GPU family: try it by hand.)"),
             automatic,
@@ -154,7 +155,7 @@ def override_lands_nowhere(ctx: Context) -> Iterator[Finding]:
             " ROCm build has no kernels for.",
             [event.line] + [c.raw for c in ctx.compute if c.raw] + ctx.lines("offloaded-layers"),
             Remedy(
-                "service-env",
+                act.SERVICE_ENV,
                 f"Set HSA_OVERRIDE_GFX_VERSION to a bundled target ({better[0]} for"
                 f" {physical[0]})." if better and physical else
                 "Set HSA_OVERRIDE_GFX_VERSION to a target Ollama bundles (see its ROCm list).",
@@ -191,7 +192,7 @@ def mixed_override(ctx: Context) -> Iterator[Finding]:
         f" as {target}; it does not fit {', '.join(misfit)}.",
         lines[:1] + [c.raw for c in rocm if c.raw],
         Remedy(
-            "advise",
+            act.ADVISE,
             "Give each GPU its own override (HSA_OVERRIDE_GFX_VERSION_<n>, n = the KFD node"
             " order) or hide the GPU it does not fit (ROCR_VISIBLE_DEVICES); a GPU with no"
             " ROCm path can use Vulkan.",
@@ -237,7 +238,7 @@ def permissions(ctx: Context) -> Iterator[Finding]:
             " (not in the render/video groups).",
             evidence,
             Remedy(
-                "service-groups",
+                act.GPU_GROUPS,
                 f"Add {user} (and the login user) to render and video, then restart ollama."
                 + (" The node is root-only: add a udev rule giving it a group and mode 0660"
                    ' (KERNEL=="kfd", GROUP="render", MODE="0660").'
@@ -261,7 +262,7 @@ def driver_too_old(ctx: Context) -> Iterator[Finding]:
             "GPU discovery timed out on an AMD GPU: the amdgpu kernel driver is older than"
             " the ROCm that Ollama bundles.",
             evidence,
-            Remedy("advise", "Upgrade amdgpu with amdgpu-install (ROCm 7 era) and reboot."),
+            Remedy(act.ADVISE, "Upgrade amdgpu with amdgpu-install (ROCm 7 era) and reboot."),
         )
 
 
@@ -273,7 +274,7 @@ def windows_hip(ctx: Context) -> Iterator[Finding]:
             "error",
             "(Windows) The HIP runtime Ollama's ROCm backend needs is missing or too old.",
             evidence,
-            Remedy("advise", "Update the AMD driver / HIP SDK; Linux fixes do not apply."),
+            Remedy(act.ADVISE, "Update the AMD driver / HIP SDK; Linux fixes do not apply."),
         )
 
 

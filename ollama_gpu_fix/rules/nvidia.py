@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import nvidia
+from ollama_gpu_fix.knowledge import packages as pk
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
 _LIBCUDA_VERSION = re.compile(r"libcuda\.so\.(\d+)\.(\d+)")
-_STALE_TOOLKIT = re.compile(r"cuda-?(?:toolkit-)?(1[01])[.-]\d")
 # A CUDA runtime Ollama did not bring: NVIDIA's PhysX folder on Windows' PATH (cudart64_30_9,
 # cudart64_65; ollama#4984), a CUDA 10/11 toolkit, a system CUDA under /usr/local/cuda.
 _FOREIGN_RUNTIME = re.compile(
@@ -30,7 +31,7 @@ def _nvml_code_lines(ctx: Context, code: int) -> list[Line]:
 
 def _driver_remedy(ctx: Context, summary: str) -> Remedy:
     return Remedy(
-        "nvidia-driver",
+        act.NVIDIA_DRIVER,
         summary,
         automatic=True,
         params={"branch": nvidia.RECOMMENDED_DRIVER_BRANCH, "reboot": True},
@@ -166,7 +167,7 @@ def driver_mismatch(ctx: Context) -> Iterator[Finding]:
             "The loaded NVIDIA kernel module and the user-space driver libraries differ"
             " (typically a driver upgrade without reboot).",
             evidence,
-            Remedy("reboot", "Reboot; if it persists, reinstall matching driver packages."),
+            Remedy(act.REBOOT_HOST, "Reboot; if it persists, reinstall matching driver packages."),
         )
 
 
@@ -175,25 +176,21 @@ def cuda_runtime_mismatch(ctx: Context) -> Iterator[Finding]:
     if not ctx.has_nvidia:
         return
     s = ctx.s
-    stale: list[Line] = []
-    for name, version in (s.packages or {}).items():
-        if name == "nvidia-cuda-toolkit" and version.split(".")[0] in ("10", "11"):
-            stale.append(Line("packages.txt", f"{name} {version}"))
-        elif _STALE_TOOLKIT.match(name):
-            stale.append(Line("packages.txt", f"{name} {version}"))
+    installed = s.packages or {}
+    stale: list[Line] = [Line("packages.txt", f"{name} {installed[name]}")
+                         for name in pk.stale_cuda_packages(installed)]
     for tk in s.cuda.toolkits if s.cuda else []:
-        if tk.version and tk.version.split(".")[0] in ("10", "11"):
+        if tk.package is None and _stale_version(tk.version):
             stale.append(tk.raw or Line("cuda-toolkits.txt", f"{tk.path} {tk.version}"))
-    if s.cuda and s.cuda.nvcc_version and s.cuda.nvcc_version.split(".")[0] in ("10", "11"):
+    if s.cuda and _stale_version(s.cuda.nvcc_version):
         stale += s.cuda.raw[:1]
     env = ctx.service_env or {}
-    on_path = [
-        line for line in ctx.env_line("LD_LIBRARY_PATH") if re.search(r"cuda-?1[01]", line.text)
-    ]
+    on_path = [line for line in ctx.env_line("LD_LIBRARY_PATH")
+               if pk.stale_cuda_paths(_path_words(line.text))]
     on_path += [
-        Line("cuda-toolkits.txt", f"ld.so.conf.d names {path}")
+        Line("cuda-toolkits.txt", f"ld.so.conf names {path}")
         for path in (s.cuda.ld_conf_paths if s.cuda else [])
-        if re.search(r"cuda-?1[01]", path)
+        if pk.stale_cuda_paths([path])
     ]
     foreign = [
         e.line
@@ -204,7 +201,8 @@ def cuda_runtime_mismatch(ctx: Context) -> Iterator[Finding]:
     tiny = [e.line for e in ctx.events("cuda-gpu-too-old") if _CC_BELOW_3.search(e.line.text)]
     if foreign and tiny:
         foreign += tiny  # compute capability 1.x from a runtime that cannot describe the GPU
-    if not stale and not foreign and "cuda-1" not in env.get("LD_LIBRARY_PATH", ""):
+    if not stale and not foreign and not on_path and not pk.stale_cuda_paths(
+            env.get("LD_LIBRARY_PATH", "").split(":")):
         return
     blocking = bool(on_path or foreign) or ctx.era == "A"
     title = ("A CUDA runtime from outside Ollama was picked" if foreign and not stale else
@@ -217,7 +215,7 @@ def cuda_runtime_mismatch(ctx: Context) -> Iterator[Finding]:
         title + "; Ollama must load its own bundled CUDA 12/13 runtime.",
         stale + on_path + foreign,
         Remedy(
-            "cuda-toolkit",
+            act.CUDA_TOOLKIT,
             "Purge the CUDA 11 toolkit (nvidia-cuda-toolkit, cuda-*-11-*, /usr/local/cuda-11*)"
             " and install cuda-toolkit-12-4 or newer from NVIDIA's repository.",
             automatic=True,
@@ -236,7 +234,7 @@ def uvm_broken(ctx: Context) -> Iterator[Finding]:
             " typically after suspend/resume.",
             evidence,
             Remedy(
-                "nvidia-uvm-reload",
+                act.NVIDIA_UVM_RELOAD,
                 "Stop ollama, `rmmod nvidia_uvm && modprobe nvidia_uvm`, start ollama; set"
                 " `options nvidia NVreg_PreserveVideoMemoryAllocations=1` to prevent it.",
                 automatic=True,
@@ -254,7 +252,7 @@ def fabric_not_ready(ctx: Context) -> Iterator[Finding]:
             "CUDA reports the system is not yet initialized (error 802): on NVSwitch machines"
             " (HGX/DGX) the NVIDIA fabric manager is not running.",
             evidence,
-            Remedy("advise", "Install and start nvidia-fabricmanager of the same version as the"
+            Remedy(act.ADVISE, "Install and start nvidia-fabricmanager of the same version as the"
                    " driver on the host (systemctl enable --now nvidia-fabricmanager)."),
         )
 
@@ -278,7 +276,7 @@ def gpu_too_old(ctx: Context) -> Iterator[Finding]:
             "The GPU's architecture is below what this Ollama build supports.",
             evidence,
             Remedy(
-                "advise",
+                act.ADVISE,
                 "Use a release built for this GPU (compute capability 5.0+ for current"
                 " Ollama), or Vulkan where the GPU has it.",
             ),
@@ -287,3 +285,13 @@ def gpu_too_old(ctx: Context) -> Iterator[Finding]:
 
 RULES = (no_driver, driver_too_old, driver_mismatch, cuda_runtime_mismatch, uvm_broken,
          fabric_not_ready, gpu_too_old)
+
+
+def _stale_version(text: str | None) -> bool:
+    release = pk.cuda_release_of_path(f"/cuda-{text}") if text else None
+    return pk.is_stale(release)
+
+
+def _path_words(text: str) -> list[str]:
+    """The directories of an LD_LIBRARY_PATH as it appears in an evidence line."""
+    return [p for word in text.replace('"', " ").replace("=", " ").split() for p in word.split(":")]

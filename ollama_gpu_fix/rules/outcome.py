@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
@@ -34,7 +35,7 @@ def vram_insufficient(ctx: Context) -> Iterator[Finding]:
             "The model does not fit in free VRAM, so part of it runs on the CPU.",
             evidence,
             Remedy(
-                "advise",
+                act.ADVISE,
                 "Use a smaller model or quantisation, a smaller num_ctx, or free the VRAM other"
                 " processes hold; OLLAMA_GPU_OVERHEAD if estimates are off. Not a driver fix.",
             ),
@@ -72,7 +73,7 @@ def gpu_reports_no_memory(ctx: Context) -> Iterator[Finding]:
             "error",
             "The GPU was found but reports 0 B of memory, so no layer can be offloaded.",
             zero + ctx.lines("gpu-zero-memory")[:2],
-            Remedy("advise", "Update the GPU driver (and Ollama); on an APU raise the VRAM"
+            Remedy(act.ADVISE, "Update the GPU driver (and Ollama); on an APU raise the VRAM"
                    " carve-out in the firmware; report the device to Ollama's tracker."),
         )
 
@@ -86,7 +87,7 @@ def cpu_lacks_vector_extensions(ctx: Context) -> Iterator[Finding]:
             "The CPU lacks AVX, which this Ollama's GPU runners require: GPU inference is"
             " disabled (common in VMs without CPU passthrough).",
             lines,
-            Remedy("advise", "Pass the host CPU's flags to the VM (host-passthrough), or use an"
+            Remedy(act.ADVISE, "Pass the host CPU's flags to the VM (host-passthrough), or use an"
                    " Ollama release whose GPU runners do not need AVX."),
         )
 
@@ -100,7 +101,7 @@ def smi_insufficient_permissions(ctx: Context) -> Iterator[Finding]:
             "nvidia-smi may not read the GPU's memory ([Insufficient Permissions]: a MIG"
             " instance or a restricted container), so Ollama cannot size the GPU.",
             lines,
-            Remedy("advise", "Run on a full GPU or a MIG instance with a compute profile given"
+            Remedy(act.ADVISE, "Run on a full GPU or a MIG instance with a compute profile given"
                    " to the container, or upgrade Ollama (it reads memory through NVML now)."),
         )
 

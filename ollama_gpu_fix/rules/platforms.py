@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Finding, Remedy
+from ollama_gpu_fix.knowledge import packages as pk
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
@@ -13,12 +15,6 @@ WSL_LIB = "/usr/lib/wsl/"
 # L4T releases Ollama ships a JetPack runner for (cuda_jetpack5 = R35, cuda_jetpack6 = R36):
 # ollama/ollama@v0.33.0-rc2:discover/gpu.go (JETSON_JETPACK), scripts/install.sh.
 JETPACK_RELEASES = ("R35", "R36")
-# Packages that put a Linux driver (and its libcuda) into a WSL guest. NVIDIA's WSL guide:
-# only the toolkit from the wsl-ubuntu repo belongs there (ollama-anchor.md 7.2).
-_GUEST_DRIVER_PKG = re.compile(
-    r"^(nvidia-driver-\d+|nvidia-utils-\d+|libnvidia-compute-\d+|cuda-drivers(-\d+)?"
-    r"|nvidia-kernel-\S+|nvidia-dkms-\d+|nvidia-open(-\d+)?|libcuda1)$"
-)
 _LIBCUDA = re.compile(r"lib(?:cuda|nvidia-ml)\.so\.\d+\.\d+")
 
 
@@ -29,7 +25,7 @@ def wsl1(ctx: Context) -> Iterator[Finding]:
             "error",
             "This is WSL 1, which has no GPU passthrough.",
             ctx.s.kernel.raw[:1] if ctx.s.kernel else [],
-            Remedy("advise", "Convert the distribution: `wsl --set-version <distro> 2`."),
+            Remedy(act.ADVISE, "Convert the distribution: `wsl --set-version <distro> 2`."),
         )
 
 
@@ -49,11 +45,11 @@ def _guest_libcuda(ctx: Context) -> list[Line]:
 
 
 def _guest_driver_packages(ctx: Context) -> list[Line]:
-    return [
-        Line("packages.txt", f"{name} {version}")
-        for name, version in (ctx.s.packages or {}).items()
-        if _GUEST_DRIVER_PKG.match(name)
-    ]
+    """Packages that put a Linux driver (and its libcuda) into a WSL guest (the one table:
+    knowledge.packages, which the purge step reads too)."""
+    installed = ctx.s.packages or {}
+    return [Line("packages.txt", f"{name} {installed[name]}")
+            for name in pk.wsl_guest_driver_packages(installed)]
 
 
 def wsl2_guest_driver(ctx: Context) -> Iterator[Finding]:
@@ -79,7 +75,7 @@ def wsl2_guest_driver(ctx: Context) -> Iterator[Finding]:
         " driver's /usr/lib/wsl/lib/libcuda.so.",
         (ctx.s.kernel.raw[:1] if ctx.s.kernel else []) + evidence,
         Remedy(
-            "wsl2-purge-guest-driver",
+            act.WSL2_PURGE_GUEST_DRIVER,
             "Purge the guest's nvidia-driver/libnvidia/cuda-drivers packages and stray"
             " libcuda.so.*; keep only the toolkit from NVIDIA's wsl-ubuntu repository.",
             True,
@@ -116,7 +112,8 @@ def wsl2_passthrough(ctx: Context) -> Iterator[Finding]:
             + (" (the Linux driver installed in the guest is the likely cause)." if guest else "."),
             evidence,
             Remedy(
-                "advise", "Update the Windows NVIDIA driver, run `wsl --shutdown`, check /dev/dxg."
+                act.ADVISE,
+                "Update the Windows NVIDIA driver, run `wsl --shutdown`, check /dev/dxg.",
             ),
         )
 
@@ -130,7 +127,7 @@ def wsl2_amd(ctx: Context) -> Iterator[Finding]:
             "Ollama has no GPU path for AMD GPUs inside WSL2.",
             evidence,
             Remedy(
-                "advise",
+                act.ADVISE,
                 "Run Ollama on the Windows side and point OLLAMA_HOST in WSL at it"
                 " (bind it to a specific address on Windows, not 0.0.0.0).",
             ),
@@ -224,7 +221,7 @@ def jetson(ctx: Context) -> Iterator[Finding]:
             marker + (libs.raw[:3] if libs else []) + ctx.lines(
                 "gpu-libraries-discovered", "cudart-insufficient-driver", "jetpack-not-detected"),
             Remedy(
-                "advise", "Install Ollama's JetPack 5/6 bundle (R35/R36) or set JETSON_JETPACK."
+                act.ADVISE, "Install Ollama's JetPack 5/6 bundle (R35/R36) or set JETSON_JETPACK."
             ),
         )
 
@@ -240,7 +237,7 @@ def jetson_permissions(ctx: Context) -> Iterator[Finding]:
             "error",
             f"The service user {user!r} cannot open the Jetson's /dev/nvmap (not in video).",
             evidence,
-            Remedy("service-groups", f"Add {user} to video (and render), then restart ollama.",
+            Remedy(act.GPU_GROUPS, f"Add {user} to video (and render), then restart ollama.",
                    True, {"user": user, "groups": ["render", "video"]}),
         )
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Finding, Remedy
-from ollama_gpu_fix.knowledge.environment import writable
+from ollama_gpu_fix.knowledge.environment import trusted_origin, writable
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
@@ -41,7 +42,7 @@ def not_installed(ctx: Context) -> Iterator[Finding]:
             + (" (and it has no GPU Ollama could use)." if no_gpu else "."),
             evidence,
             Remedy(
-                "advise",
+                act.ADVISE,
                 "Install Ollama (official install script or package); this tool"
                 " does not install it unless asked.",
             ),
@@ -80,7 +81,8 @@ def not_running(ctx: Context) -> Iterator[Finding]:
         "error",
         summary,
         evidence,
-        Remedy("start-service", "Enable and start ollama.service; read its last log lines.", True),
+        Remedy(act.START_SERVICE, "Enable and start ollama.service; read its last log lines.",
+               True),
     )
 
 
@@ -113,7 +115,7 @@ def env_forces_cpu(ctx: Context) -> Iterator[Finding]:
             + ".",
             list(dict.fromkeys(evidence)),
             Remedy(
-                "service-env",
+                act.SERVICE_ENV,
                 "Remove the variable from the unit/drop-in and restart.",
                 True,
                 {"unset": unset},
@@ -130,18 +132,23 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
     env = ctx.service_env
     evidence: list[Line] = []
     wanted: dict[str, str] = {}
+    origins: dict[str, str] = {}  # where each wanted value was found (who wrote it)
     # 1. set in a shell profile, which systemd never reads
     for item in s.shell_env or []:
         if env is not None and env.get(item.name) != item.value:
             evidence.append(item.raw or Line("shell-env.txt", f"{item.file}:{item.name}"))
-            wanted[item.name] = item.value
+            if item.name not in wanted or not trusted_origin(origins[item.name], _user(ctx)):
+                wanted[item.name] = item.value
+                origins[item.name] = item.file
     unit, proc = s.unit, s.process
     # 2. written in a unit file but not in the manager's view (no daemon-reload)
     if unit:
         written: dict[str, tuple[str, Line | None]] = {}
+        written_in: dict[str, str] = {}
         for f in ([unit.fragment] if unit.fragment else []) + unit.dropins:
             for name, value in f.environment.items():
                 written[name] = (value, f.lines[0] if f.lines else None)
+                written_in[name] = f.path
         shown = unit.active_state is not None or bool(unit.environment)
         for name, (value, line) in written.items():
             if name == "PATH":
@@ -149,6 +156,7 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
             if shown and unit.environment.get(name) != value:
                 evidence += [ln for ln in [line] if ln]
                 wanted[name] = value
+                origins[name] = written_in[name]
             elif (
                 proc
                 and proc.pid
@@ -159,6 +167,7 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
                 # by hand outside the service
                 evidence += [ln for ln in [line] if ln] + proc.raw[:3]
                 wanted[name] = value
+                origins[name] = written_in[name]
         # 4. the server's own `server config` line (it lists every variable it reads, unset
         # ones empty) shows a different value: the running server never got the unit's
         logged = s.log.server_env if s.log else None
@@ -170,6 +179,7 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
                 if name in logged and logged[name] != value and name not in wanted:
                     evidence += [ln for ln in [line] if ln] + [s.log.server_env_line]
                     wanted[name] = value
+                    origins[name] = written_in[name]
         if unit.need_daemon_reload:
             evidence += [r for r in unit.raw if r.text.startswith("NeedDaemonReload=")]
     # 4. quoted values: systemd keeps inner quotes, ROCm rejects them (#5090)
@@ -178,6 +188,7 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
         if value[:1] in ("'", '"') or value.startswith('\\"'):
             evidence += ctx.env_line(name)
             wanted[name] = value.strip("\\\"'")
+            origins[name] = "unit"
     evidence += ctx.lines("hsa-override-invalid")
     if proc and proc.pid and proc.under_systemd is False and unit and unit.fragment:
         evidence += [r for r in proc.raw if r.text.startswith(("parent=", "cgroup="))]
@@ -186,12 +197,15 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
     # only GPU settings this tool knows, with values it can check, are written for the user;
     # anything else found (LD_LIBRARY_PATH from a home directory, OLLAMA_HOST=0.0.0.0, ...) is
     # reported for a person to decide
-    env = {k: v for k, v in wanted.items() if writable(k, v)}
+    user = _user(ctx)
+    env = {k: v for k, v in wanted.items()
+           if writable(k, v) and trusted_origin(origins.get(k, "unit"), user)}
     others = sorted(k for k in wanted if k not in env)
     summary = "Put it in an ollama.service drop-in (unquoted), daemon-reload and restart the"
     summary += " service; do not start `ollama serve` by hand."
     if others:
-        summary += f" Not written automatically (decide yourself): {', '.join(others)}."
+        named = ", ".join(f"{k} (from {origins.get(k, 'the unit')})" for k in others)
+        summary += f" Not written automatically (decide yourself): {named}."
     yield Finding(
         "override-not-applied",
         "error",
@@ -199,8 +213,15 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
         + (f" ({', '.join(wanted)})" if wanted else "")
         + ".",
         list(dict.fromkeys(evidence)),
-        Remedy("service-env", summary, bool(env), {"env": env, "advice_only": others}),
+        Remedy(act.SERVICE_ENV, summary, bool(env),
+               {"env": env, "advice_only": others,
+                "origins": {k: origins.get(k, "unit") for k in wanted}}),
     )
+
+
+def _user(ctx: Context) -> str | None:
+    unit = ctx.s.unit
+    return unit.user if unit and unit.user else None
 
 
 _GPU_RUNNER = ("cuda", "rocm", "vulkan", "metal", "oneapi", "jetpack", "musa", "sycl")
@@ -231,7 +252,7 @@ def build_without_gpu(ctx: Context) -> Iterator[Finding]:
             "error",
             "This Ollama has no GPU backend: only CPU runners are installed.",
             evidence,
-            Remedy("advise", "Install the GPU build of the same package (ollama-cuda,"
+            Remedy(act.ADVISE, "Install the GPU build of the same package (ollama-cuda,"
                    " ollama-rocm, the Nix package with acceleration) or the official bundle"
                    " with its lib/ollama directory; this tool does not swap packages."),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import amd
 from ollama_gpu_fix.knowledge.environment import writable
@@ -42,7 +43,7 @@ def _vulkan_remedy(ctx: Context) -> Remedy:
         summary = "Set OLLAMA_VULKAN=1 in a drop-in and install the Vulkan loader and driver."
     else:
         summary = "Install the Vulkan loader and driver (Vulkan is on by default here)."
-    return Remedy("vulkan", summary, True, {"env": env, "packages": VULKAN_PACKAGES})
+    return Remedy(act.VULKAN_PACKAGES, summary, True, {"env": env, "packages": VULKAN_PACKAGES})
 
 
 def vulkan_needed(ctx: Context) -> Iterator[Finding]:
@@ -110,7 +111,7 @@ def hybrid(ctx: Context) -> Iterator[Finding]:
             "On this hybrid machine Ollama runs on the integrated GPU and drops the discrete one.",
             [e.line for e in dropped] + [c.raw for c in chosen_igpu if c.raw],
             Remedy(
-                "service-env",
+                act.SERVICE_ENV,
                 "Pin the discrete GPU (GGML_VK_VISIBLE_DEVICES / CUDA_VISIBLE_DEVICES) or"
                 " prime-select it; disable the iGPU in firmware as a last resort.",
                 pin is not None,
@@ -135,7 +136,7 @@ def igpu_disabled(ctx: Context) -> Iterator[Finding]:
             "error",
             "Ollama skipped the integrated Radeon GPU: less than 1 GiB of VRAM is carved out.",
             small,
-            Remedy("advise", "Raise the UMA frame buffer size in the firmware (BIOS) setup."),
+            Remedy(act.ADVISE, "Raise the UMA frame buffer size in the firmware (BIOS) setup."),
         )
         return
     env = ctx.service_env or {}
@@ -161,7 +162,7 @@ def igpu_disabled(ctx: Context) -> Iterator[Finding]:
             "Ollama dropped the integrated GPU by policy.",
             evidence,
             Remedy(
-                "service-env",
+                act.SERVICE_ENV,
                 "Set OLLAMA_IGPU_ENABLE=1 in a drop-in.",
                 True,
                 {"env": {"OLLAMA_IGPU_ENABLE": "1"}},

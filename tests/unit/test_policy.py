@@ -62,3 +62,56 @@ def test_group_data_defaults_are_the_policy_defaults(tmp_path: Path) -> None:
     for name in knobs():
         if name != "report_dir":
             assert getattr(policy, name) == getattr(default, name), name
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [("nvidia_repo_url", "http://mirror.lan/cuda/{distro}/{arch}/", "must be https"),
+     ("rocm_repo_key_url", "http://mirror.lan/rocm.gpg.key", "must be https"),
+     ("nvidia_repo_url", "https://m/{0}/", "may use only the fields {arch}, {distro}"),
+     ("nvidia_repo_url", "https://m/{distro!r}/", "may use only the fields"),
+     ("nvidia_repo_url", "https://m/{distro:>9}/", "may use only the fields"),
+     ("nvidia_repo_url", "https://m/{distro/", "unbalanced brace"),
+     ("amdgpu_repo_url", "https://m/{distro}/", "may use only the fields none"),
+     ("nvidia_repo_url", "https://m/}{/", "unbalanced brace")],
+)
+def test_repository_urls_are_https_templates_of_their_own_fields(
+        tmp_path: Path, key: str, value: str, said: str) -> None:
+    """A key fetched over plain http is whatever the network says; `{0}` in a URL crashed the
+    plan with IndexError. Both are one line naming the knob, before anything runs."""
+    with pytest.raises(PolicyError, match=f"^host data {key}: ") as err:
+        policy_from_host_data({key: value}, tmp_path)
+    assert said in str(err.value)
+
+
+def test_http_only_with_the_mirror_knob(tmp_path: Path) -> None:
+    data = {"nvidia_repo_url": "http://10.0.0.1/cuda/{distro}/{arch}/",
+            "rocm_repo_key_url": "http://10.0.0.1/rocm.gpg.key", "allow_http_mirror": "true"}
+    policy = policy_from_host_data(data, tmp_path)
+    assert policy.nvidia_repo_url.startswith("http://") and policy.allow_http_mirror
+
+
+def test_report_dir_that_is_a_link_or_writable_by_others_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(PolicyError, match="symbolic link"):
+        policy_from_host_data({"report_dir": str(tmp_path / "link")}, tmp_path)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PolicyError, match="writable by other users"):
+        policy_from_host_data({"report_dir": str(shared)}, tmp_path)
+    assert policy_from_host_data({"report_dir": str(real)}, tmp_path).report_dir == real
+
+
+def test_report_dir_of_another_user_is_refused(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a directory owned by another uid")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, 4242, 4242)
+    with pytest.raises(PolicyError, match="belongs to uid 4242"):
+        policy_from_host_data({"report_dir": str(theirs)}, tmp_path)
