@@ -4,9 +4,12 @@ Use, not detection: a fresh `inference compute` line that is not `cpu` says a GP
 /api/ps `size_vram` says how much of a loaded model sits in VRAM (the PROCESSOR column of
 `ollama ps` is computed from it), and the GPU's own process list says whether Ollama's runner
 holds GPU memory. Only without any local model does the verdict fall back to the startup log,
-marked "detection". Sources: ollama/ollama@v0.33.0-rc2:api/types.go (ProcessModelResponse,
-GenerateResponse durations in nanoseconds), cmd/cmd.go (PROCESSOR), llm/llama_server.go and
-@v0.5.2:llm/server.go (the runner process per era).
+marked "detection". Every answer counts only when the API belongs to the service: the process
+holding its listening socket must be the unit's MainPID or below it (without systemd: root's or
+the ollama account's, running a binary only root can change), else nothing it said is believed.
+Sources: ollama/ollama@v0.33.0-rc2:api/types.go (ProcessModelResponse, GenerateResponse
+durations in nanoseconds), cmd/cmd.go (PROCESSOR), llm/llama_server.go and @v0.5.2:llm/server.go
+(the runner process per era).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from ollama_gpu_fix.bundle import split_sections
 from ollama_gpu_fix.parsers import build_snapshot
 from ollama_gpu_fix.parsers.ollama import processor_of
+from ollama_gpu_fix.report import printable
 
 VERIFY_HEADER = re.compile(r"^ogf-verify v(?P<version>\d+) nonce=(?P<nonce>[A-Za-z0-9]+)$")
 VERIFY_SECTIONS = (
@@ -40,6 +44,47 @@ class GpuProcess:
 
 
 @dataclass
+class Listener:
+    """A process holding the API's listening socket, as verify.sh found it."""
+
+    pid: int
+    uid: int | None = None
+    comm: str = ""
+    exe_uid: int | None = None  # the owner of its binary (/proc/PID/exe)
+    exe_mode: str | None = None  # that binary's `ls -l` mode
+    chain: list[int] = field(default_factory=list)  # itself, its parent, ... up to pid 1
+    service: bool = False  # the service's own (see Server)
+
+
+@dataclass
+class Server:
+    """Whom the API belongs to: verify.sh's `server` section (verify v2).
+
+    With the systemd unit, a listener is the service's when it is MainPID or descends from it;
+    without one, when its uid is root's or the ollama account's and its binary is root's and
+    writable by no one else (another user cannot start such a process)."""
+
+    systemd: bool
+    load: str | None = None  # LoadState
+    active: str | None = None  # ActiveState
+    mainpid: int | None = None
+    api: str | None = None  # the URL asked
+    api_source: str | None = None  # unit (its OLLAMA_HOST), given (OGF_API), default
+    ollama_uid: int | None = None
+    unsafe_path: list[str] = field(default_factory=list)  # PATH directories not used
+    listeners: list[Listener] = field(default_factory=list)
+
+    @property
+    def unit(self) -> bool:
+        """The unit decides (systemd runs and knows ollama.service)."""
+        return self.systemd and self.load != "not-found"
+
+    @property
+    def hostport(self) -> str:
+        return (self.api or "").split("://", 1)[-1] or "?"
+
+
+@dataclass
 class Verdict:
     passed: bool
     kind: str  # use | detection | cpu-expected | none
@@ -55,6 +100,7 @@ class Verdict:
     cpu_tokens_per_s: float | None = None
     speedup: float | None = None
     detected: list[str] = field(default_factory=list)  # inference compute lines
+    server: Server | None = None  # whom the API belongs to (None: verify v1 did not say)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +193,92 @@ def _processes(sections: dict[str, str], nvml: list[GpuProcess] | None) -> list[
     return list(found.values())
 
 
+def _int(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
+def _safe_binary(listener: Listener) -> bool:
+    """Root's binary, writable by no one else (the probe's ogf_safe_mode for root)."""
+    mode = listener.exe_mode or ""
+    return (listener.exe_uid == 0 and len(mode) >= 10
+            and mode[5] != "w" and mode[8] != "w")
+
+
+def _server(text: str | None) -> Server | None:
+    """The `server` section of verify v2 (None when there is none).
+
+    `key=value` lines, then per listener `listener=PID UID COMM`, `exe=PID UID MODE` and its
+    parent chain (`pid ppid comm` lines, as the ancestry section)."""
+    if text is None:
+        return None
+    keys: dict[str, str] = {}
+    listeners: dict[int, Listener] = {}
+    for line in text.split("\n"):
+        key, eq, value = line.partition("=")
+        if not eq or not key.isidentifier():
+            continue
+        if key == "listener":
+            pid, _, rest = value.partition(" ")
+            uid, _, comm = rest.partition(" ")
+            if pid.isdigit():
+                listeners.setdefault(int(pid), Listener(int(pid), _int(uid), comm))
+        elif key == "exe":
+            pid, uid, mode = (value.split() + ["", "", ""])[:3]
+            if pid.isdigit() and int(pid) in listeners:
+                listeners[int(pid)].exe_uid = _int(uid)
+                listeners[int(pid)].exe_mode = mode if mode != "-" else None
+        else:
+            keys.setdefault(key, value)
+    api, _, source = keys.get("api", "").partition(" ")
+    server = Server(
+        systemd=keys.get("systemd") == "yes", load=keys.get("load") or None,
+        active=keys.get("active") or None, mainpid=_int(keys.get("mainpid")) or None,
+        api=api or None, api_source=source or None, ollama_uid=_int(keys.get("ollama_uid")),
+        unsafe_path=keys.get("unsafe_path", "").split(), listeners=list(listeners.values()),
+    )
+    chains = _ancestry(text)
+    for listener in server.listeners:
+        listener.chain = [pid for pid, _ in chains.get(listener.pid, [])]
+        if server.unit:
+            listener.service = server.mainpid is not None and server.mainpid in listener.chain
+        else:
+            listener.service = (listener.uid is not None
+                                and listener.uid in (0, server.ollama_uid)
+                                and _safe_binary(listener))
+    return server
+
+
+def _held_by(server: Server, listener: Listener) -> str:
+    """One clause: who holds the API instead of the service."""
+    who = (f"the API on {server.hostport} is held by pid {listener.pid} "
+           f"(uid {'?' if listener.uid is None else listener.uid}, {listener.comm or '?'})")
+    if server.unit:
+        main = f"MainPID {server.mainpid}" if server.mainpid else "no MainPID"
+        return f"{who}, not by ollama.service ({main})"
+    if listener.uid is None or listener.uid not in (0, server.ollama_uid):
+        return f"{who}, not by root or the ollama account"
+    return (f"{who}, whose binary is not root's alone (owner uid "
+            f"{'?' if listener.exe_uid is None else listener.exe_uid}, {listener.exe_mode or '?'})")
+
+
+def _binding(server: Server, answered: bool) -> str:
+    """Why the API is not the service's ('' when it is): the unit not active, nobody found
+    listening while the API answered, or a listener that is not the service's own."""
+    problems = []
+    if server.unit and server.active != "active":
+        problems.append(f"ollama.service is not active ({server.active or 'unknown'})")
+    if answered and not server.listeners and not server.api:
+        problems.append("the verification did not say which process holds the API")
+    elif answered and not server.listeners:
+        port = server.hostport.rsplit(":", 1)[-1]
+        problems.append(f"the API on {server.hostport} answered but no process listening on "
+                        f"port {port} was found")
+    foreign = [listener for listener in server.listeners if not listener.service]
+    if foreign:
+        problems.append(_held_by(server, foreign[0]))
+    return "; ".join(problems)
+
+
 def _listed(sections: dict[str, str]) -> bool:
     """Did a GPU tool give a process list (possibly empty), not an error? A broken nvidia-smi
     or rocm-smi must not fail a host whose Ollama runs on the GPU with its own libraries."""
@@ -171,7 +303,31 @@ def verdict(
     """The verdict over verify.sh's OUTPUT for MODEL.
 
     PER_PROCESS False: the platform has no per-process GPU accounting (WSL2's WDDM), so the
-    process list is not asked. GPU_EXPECTED False: the host has no GPU: CPU is the answer."""
+    process list is not asked. GPU_EXPECTED False: the host has no GPU: CPU is the answer.
+    The reason is one printable line: what the host said (model names, API errors, process
+    names) cannot move the cursor, rewrite the line or reorder what a reader sees."""
+    result = _verdict(output, model, min_gpu_percent, nvml, per_process, gpu_expected)
+    result.reason = printable(result.reason)
+    return result
+
+
+def _version(output: str) -> int:
+    """The header's version (split_sections reads the first header line, so this does)."""
+    for line in output.splitlines():
+        match = VERIFY_HEADER.match(line.strip())
+        if match:
+            return int(match["version"])
+    return 0
+
+
+def _verdict(
+    output: str,
+    model: str | None,
+    min_gpu_percent: int,
+    nvml: list[GpuProcess] | None,
+    per_process: bool,
+    gpu_expected: bool,
+) -> Verdict:
     sections = split_sections(output.splitlines(), VERIFY_HEADER, VERIFY_SECTIONS)
     if not gpu_expected:
         return Verdict(True, "cpu-expected", "no GPU in this machine: CPU is expected")
@@ -179,8 +335,17 @@ def verdict(
         return Verdict(False, "none", sections["error"].strip())
     if not sections:
         return Verdict(False, "none", "the verification printed nothing (sh or curl failed)")
-    if "up=1" not in sections.get("wait", ""):
-        return Verdict(False, "none", "Ollama's API did not answer (see its log)")
+    # verify v2 says whom the API belongs to; v1 output (older captures) did not
+    server = None
+    if _version(output) >= 2:  # said nothing: no listener known, nothing believed
+        server = _server(sections.get("server")) or Server(systemd=False)
+    answered = "up=1" in sections.get("wait", "")
+    bound = _binding(server, answered) if server else ""
+    if not answered:
+        return Verdict(False, "none", "Ollama's API did not answer (see its log)"
+                       + (f": {bound}" if bound else ""), server=server)
+    if bound:
+        return Verdict(False, "none", bound, server=server)
     log = build_snapshot({"ollama-serve.log": sections.get("log", "")}).log
     detected = [c.raw.text for c in (log.compute if log else []) if c.raw]
     gpus = [c for c in (log.compute if log else []) if not c.is_cpu]
@@ -188,16 +353,17 @@ def verdict(
         if gpus:
             return Verdict(True, "detection", "no local model to run: Ollama's startup log shows "
                            f"{len(gpus)} GPU(s) ({gpus[0].library}) - detected, not yet seen in"
-                           " use", detected=detected)
+                           " use", detected=detected, server=server)
         return Verdict(False, "detection", "no local model to run, and Ollama's startup log"
-                       " shows no GPU", detected=detected)
+                       " shows no GPU", detected=detected, server=server)
     result = _json(sections.get("generate"))
     if not isinstance(result, dict) or result.get("error") or not result.get("done"):
         error = result.get("error") if isinstance(result, dict) else None
         why = error or (sections.get("generate") or "no answer").strip()[:200]
         return Verdict(False, "use", f"generating with {model} failed: {why}", model=model,
-                       detected=detected)
-    out = Verdict(False, "use", "", model=model, tokens_per_s=_rate(result), detected=detected)
+                       detected=detected, server=server)
+    out = Verdict(False, "use", "", model=model, tokens_per_s=_rate(result), detected=detected,
+                  server=server)
     ps = _json(sections.get("ps"))
     entry = next(
         (m for m in (ps.get("models") or [] if isinstance(ps, dict) else [])
@@ -219,8 +385,13 @@ def verdict(
         out.speedup = round(out.tokens_per_s / out.cpu_tokens_per_s, 1)
     out.processes = _processes(sections, nvml)
     chains = _ancestry(sections.get("ancestry", ""))
-    server = re.search(r"mainpid=(\d+)", sections.get("server", ""))
-    server_pid = int(server.group(1)) if server and server.group(1) != "0" else None
+    # the runner descends from the service: MainPID, or without a unit the trusted listener
+    # (v1 output without systemd: known by the runner's name only)
+    if server is not None:
+        server_pid = server.mainpid if server.unit else server.listeners[0].pid
+    else:
+        main = re.search(r"mainpid=(\d+)", sections.get("server", ""))
+        server_pid = int(main.group(1)) if main and main.group(1) != "0" else None
     for proc in out.processes:
         chain = chains.get(proc.pid, [])
         names = [c for _, c in chain] + [proc.name.rsplit("/", 1)[-1]]
@@ -231,6 +402,8 @@ def verdict(
         out.processes_checked = "not available (WSL2 reports no per-process GPU memory)"
     elif _listed(sections) or nvml is not None:
         out.processes_checked = "yes"
+    elif not any(name in sections for name in ("nvidia-apps", "kfd-pids", "rocm-pids")):
+        out.processes_checked = "none: API only"
     rate = f"{out.tokens_per_s} tokens/s" if out.tokens_per_s else "rate unknown"
     if out.gpu_percent is None:
         out.reason = f"/api/ps gave no size/size_vram for {model}"
@@ -246,5 +419,7 @@ def verdict(
         out.passed = True
         speed = f", {out.speedup}x the CPU" if out.speedup else ""
         held = " and its runner holds GPU memory" if out.processes_checked == "yes" else ""
-        out.reason = f"{model}: {out.processor}{held}, {rate}{speed}"
+        only = (" (API only: no GPU process list on this host)"
+                if out.processes_checked == "none: API only" else "")
+        out.reason = f"{model}: {out.processor}{held}, {rate}{speed}{only}"
     return out

@@ -1,12 +1,19 @@
 #!/bin/sh
-# ollama-gpu-fix verify v1: prove on the host that Ollama runs a model on the GPU.
+# ollama-gpu-fix verify v2: prove on the host that Ollama's service runs a model on the GPU.
 #
-# One remote command (pyinfra runs it as `sh -c '<this script>'` with the settings below in
-# its environment); it prints named sections like probe.sh and always exits 0. The verdict is
-# made by ollama_gpu_fix/verdict.py from what it prints. It writes nothing on the host; the
-# only state it changes is Ollama's own (a model loaded, then unloaded after a CPU baseline).
+# One remote command: ollama_gpu_fix/scripts.py puts shlib.sh (the shared helpers) in front of
+# this text and pyinfra runs it as `sh -c '<script>'` with the settings below in its
+# environment; it prints named sections like probe.sh and always exits 0. The verdict is made
+# by ollama_gpu_fix/verdict.py from what it prints. It writes nothing on the host; the only
+# state it changes is Ollama's own (a model loaded, then unloaded after a CPU baseline).
 #
-# OGF_API      http://127.0.0.1:11434 (the address the probe established)
+# Trust: it runs as root while other users act. Tools run only from PATH directories no other
+# user can write (a fake curl would forge every answer). The API asked is the one the unit
+# configures, and the `server` section names the process that holds its listening socket, so
+# the verdict can tell Ollama's service from a process that took its port.
+#
+# OGF_API      the API's address when there is no systemd unit (with one, the unit's own
+#              OLLAMA_HOST decides; default http://127.0.0.1:11434)
 # OGF_MODEL    the model to run ("" = none is installed: only the startup log can tell)
 # OGF_TOKENS   tokens to generate (<= 32, default 4)
 # OGF_WAIT     seconds to wait for the API (after a restart)
@@ -14,21 +21,38 @@
 # OGF_PULL     1 = pull OGF_MODEL when it is not installed
 # OGF_GEN_TIMEOUT seconds one generation may take (a CPU may be slow)
 
+# Run on its own (`sh verify.sh`, not composed by scripts.py): read the helpers beside it.
+if [ "${OGF_SHLIB:-}" != 1 ]; then
+	case $0 in */*) ogf_dir=${0%/*} ;; *) ogf_dir=. ;; esac
+	# shellcheck source=ollama_gpu_fix/shlib.sh
+	. "$ogf_dir/shlib.sh"
+fi
+
 ogf_main() {
 	NONCE=
 	[ -r /proc/sys/kernel/random/uuid ] && read -r NONCE </proc/sys/kernel/random/uuid
 	NONCE=$(printf '%s' "$NONCE" | tr -cd 'A-Za-z0-9')
 	[ -n "$NONCE" ] || NONCE="v$$"
-	printf '%s\n' "ogf-verify v1 nonce=$NONCE"
-	if ! command -v curl >/dev/null 2>&1; then
-		ogf_sec error echo "curl is not installed: cannot talk to Ollama's API"
+	printf '%s\n' "ogf-verify v2 nonce=$NONCE"
+	if ! ogf_have curl; then
+		ogf_sec error echo "curl is not installed (or only in PATH directories other users" \
+			"can write:${UNSAFE_PATH:- none}): cannot talk to Ollama's API"
 		return 0
 	fi
+	ogf_unit
+	ogf_api
 	ogf_wait
-	[ "$OGF_UP" = 1 ] || {
+	ogf_unit # as it is once the API answers (a restart gives a new MainPID)
+	# Who holds the port now, and again after the model ran: a process that takes the port
+	# between the two is caught as well. Each holder is recorded when found.
+	LISTENERS=
+	LISTENER_OUT=
+	ogf_listeners
+	if [ "$OGF_UP" != 1 ]; then
+		ogf_sec server ogf_server
 		ogf_sec log ogf_log
 		return 0
-	}
+	fi
 	ogf_sec version ogf_get /api/version
 	if [ -n "$OGF_MODEL" ]; then
 		if [ "${OGF_PULL:-0}" = 1 ]; then
@@ -36,10 +60,15 @@ ogf_main() {
 		fi
 		ogf_sec generate ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":\"5m\",\"options\":{\"num_predict\":${OGF_TOKENS:-4},\"temperature\":0}}" "${OGF_GEN_TIMEOUT:-120}"
 		ogf_sec ps ogf_get /api/ps
+		ogf_unit
+		ogf_listeners
+		ogf_sec server ogf_server
 		ogf_gpu_processes
 		if [ "${OGF_BASELINE:-0}" = 1 ]; then
 			ogf_sec baseline ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":0,\"options\":{\"num_predict\":${OGF_TOKENS:-4},\"temperature\":0,\"num_gpu\":0}}" "${OGF_GEN_TIMEOUT:-120}"
 		fi
+	else
+		ogf_sec server ogf_server
 	fi
 	ogf_sec log ogf_log
 }
@@ -53,19 +82,60 @@ ogf_sec() {
 	return 0
 }
 
-ogf_get() { curl -s -m 10 --max-filesize 1048576 "$OGF_API$1"; }
+ogf_get() { $TMO ${TMO:+15} curl -s -m 10 --max-filesize 1048576 "$API_URL$1"; }
 ogf_post() {
-	curl -s -m "${3:-60}" --max-filesize 1048576 -H 'Content-Type: application/json' \
-		-d "$2" "$OGF_API$1"
+	$TMO ${TMO:+$((${3:-60} + 5))} curl -s -m "${3:-60}" --max-filesize 1048576 \
+		-H 'Content-Type: application/json' -d "$2" "$API_URL$1"
+}
+
+# The unit as systemd runs it now. Sets SYSTEMD (yes/no), UNIT_LOAD, UNIT_ACTIVE, MAINPID and
+# UNIT_HOST: OLLAMA_HOST as the service's own process has it (an EnvironmentFile= included),
+# else as the unit's Environment= sets it.
+ogf_unit() {
+	SYSTEMD=no
+	UNIT_LOAD=
+	UNIT_ACTIVE=
+	MAINPID=
+	UNIT_HOST=
+	[ -d /run/systemd/system ] && ogf_have systemctl || return 0
+	SYSTEMD=yes
+	ogf_show=$($TMO ${TMO:+10} systemctl --no-pager show ollama -p LoadState -p ActiveState \
+		-p MainPID -p Environment 2>/dev/null)
+	UNIT_LOAD=$(printf '%s\n' "$ogf_show" | ogf_key LoadState | ogf_last)
+	UNIT_ACTIVE=$(printf '%s\n' "$ogf_show" | ogf_key ActiveState | ogf_last)
+	MAINPID=$(printf '%s\n' "$ogf_show" | ogf_key MainPID | ogf_last)
+	case $MAINPID in '' | *[!0-9]*) MAINPID= ;; esac
+	if [ -n "$MAINPID" ] && [ "$MAINPID" != 0 ] && [ -r "/proc/$MAINPID/environ" ] &&
+		ogf_have tr; then
+		UNIT_HOST=$($TMO ${TMO:+10} tr '\n\000' '?\n' <"/proc/$MAINPID/environ" 2>/dev/null |
+			ogf_key OLLAMA_HOST | ogf_last)
+	fi
+	[ -n "$UNIT_HOST" ] ||
+		UNIT_HOST=$(printf '%s\n' "$ogf_show" | ogf_key Environment | ogf_env_host)
+}
+
+# Which API to ask: the unit's own OLLAMA_HOST where systemd has the unit (OGF_API is what a
+# probe saw earlier, maybe another user's server); OGF_API only without one.
+ogf_api() {
+	if [ "$SYSTEMD" = yes ] && [ "$UNIT_LOAD" != not-found ]; then
+		ogf_host_url "$UNIT_HOST"
+		API_FROM=unit
+	elif [ -n "${OGF_API:-}" ]; then
+		ogf_host_url "$OGF_API"
+		API_FROM=given
+	else
+		ogf_host_url ""
+		API_FROM=default
+	fi
 }
 
 # Wait for the API (a restart just happened, or a model is loading).
 ogf_wait() {
 	OGF_UP=0
 	ogf_i=0
-	ogf_max=$(( ${OGF_WAIT:-60} * 5 ))
+	ogf_max=$((${OGF_WAIT:-60} * 5))
 	while [ "$ogf_i" -lt "$ogf_max" ]; do
-		if curl -s -m 2 -o /dev/null "$OGF_API/api/version"; then
+		if $TMO ${TMO:+5} curl -s -m 2 -o /dev/null "$API_URL/api/version"; then
 			OGF_UP=1
 			break
 		fi
@@ -75,16 +145,201 @@ ogf_wait() {
 	ogf_sec wait echo "up=$OGF_UP after=$((ogf_i / 5))s"
 }
 
+# Add to LISTENERS ("PID" words) the processes holding a LISTEN socket on the API's port, on
+# any address, IPv4 or IPv6 (curl may reach either). Without ss or lsof: the socket inodes
+# from /proc/net/tcp{,6}, then the /proc/PID/fd link `socket:[INODE]` naming each.
+ogf_listeners() {
+	ogf_port=$API_PORT
+	while :; do case $ogf_port in 0?*) ogf_port=${ogf_port#0} ;; *) break ;; esac; done
+	case $ogf_port in '' | *[!0-9]* | ??????*) return 0 ;; esac
+	[ "$ogf_port" -le 65535 ] || return 0
+	ogf_inodes=
+	for ogf_x in $(ogf_listen_inodes "$(printf '%04X' "$ogf_port")"); do
+		case " $ogf_inodes " in *" $ogf_x "*) ;; *) ogf_inodes="$ogf_inodes $ogf_x" ;; esac
+	done
+	[ -n "$ogf_inodes" ] || return 0
+	# The service's own process and its children first (a few small directories, the usual
+	# answer), then every process.
+	if [ -n "$MAINPID" ] && [ "$MAINPID" != 0 ]; then
+		ogf_dirs="/proc/$MAINPID/fd"
+		for ogf_f in "/proc/$MAINPID"/task/*/children; do
+			ogf_l=
+			read -r ogf_l <"$ogf_f" 2>/dev/null
+			for ogf_x in $ogf_l; do
+				case $ogf_x in *[!0-9]*) ;; *) ogf_dirs="$ogf_dirs /proc/$ogf_x/fd" ;; esac
+			done
+		done
+		# shellcheck disable=SC2086 # inodes are words
+		ogf_holders "$ogf_dirs" $ogf_inodes
+	fi
+	[ -n "$ogf_inodes" ] || return 0
+	set -- /proc/[0-9]*/fd
+	ogf_dirs=$*
+	# shellcheck disable=SC2086 # directories and inodes are words
+	ogf_holders "$ogf_dirs" $ogf_inodes
+}
+
+# HEXPORT -> the inodes of the LISTEN sockets (state 0A) on that local port, from
+# /proc/net/tcp and tcp6 (grep, when there, keeps the lines naming the port). The kernel lists
+# listening sockets first, so at most 4096 lines of each are read.
+ogf_listen_inodes() {
+	for ogf_f in /proc/net/tcp /proc/net/tcp6; do
+		[ -r "$ogf_f" ] || continue
+		if ogf_have grep; then
+			$TMO ${TMO:+10} grep -F ":$1 " "$ogf_f" 2>/dev/null
+		else
+			ogf_m=0
+			while IFS= read -r ogf_l && [ "$ogf_m" -lt 4096 ]; do
+				ogf_m=$((ogf_m + 1))
+				printf '%s\n' "$ogf_l"
+			done <"$ogf_f"
+		fi | {
+			ogf_n=0
+			# shellcheck disable=SC2034 # the other fields are read only to skip them
+			while read -r ogf_sl ogf_local ogf_rem ogf_st ogf_q ogf_tr ogf_rt ogf_uid ogf_to \
+				ogf_ino ogf_rest; do
+				ogf_n=$((ogf_n + 1))
+				[ "$ogf_n" -gt 4096 ] && break
+				[ "$ogf_st" = 0A ] || continue
+				case $ogf_local in *:"$1") ;; *) continue ;; esac
+				case $ogf_ino in '' | 0 | *[!0-9]*) continue ;; esac
+				printf '%s\n' "$ogf_ino"
+			done
+		}
+	done
+}
+
+# DIRS INODE...: the first process holding each inode, from one `ls -ln` over the fd
+# directories (one command, not one per fd; grep, when there, keeps only the directory names
+# and the sought sockets), at most 100000 lines of it read. Records each holder
+# (ogf_listener) and removes its inode from ogf_inodes (the ones still sought).
+ogf_holders() {
+	ogf_dirs=$1
+	shift
+	[ -n "$LS" ] || return 0
+	ogf_pats="fd:"
+	for ogf_x in "$@"; do
+		ogf_pats="$ogf_pats
+socket:[$ogf_x]"
+	done
+	# ls names each directory before its entries, except when given only one
+	ogf_first=
+	case $ogf_dirs in
+	*' '*) ;;
+	/proc/*/fd)
+		ogf_first=${ogf_dirs#/proc/}
+		ogf_first=${ogf_first%/fd}
+		;;
+	esac
+	# -q: a name's newline printed as '?' (a file path cannot add lines); busybox ls has no
+	# -q and prints '?' itself. Each find is confirmed on its own below anyway.
+	ogf_q=
+	$LS -qd / >/dev/null 2>&1 && ogf_q=q
+	# shellcheck disable=SC2086 # directories are words
+	ogf_found=$($TMO ${TMO:+10} $LS -ln$ogf_q $ogf_dirs 2>/dev/null | ogf_only "$ogf_pats" | {
+		ogf_pid=$ogf_first
+		ogf_n=0
+		ogf_want=" $* "
+		while IFS= read -r ogf_l; do
+			ogf_n=$((ogf_n + 1))
+			[ "$ogf_n" -gt 100000 ] && break
+			case $ogf_l in
+			/proc/*/fd:)
+				ogf_pid=${ogf_l#/proc/}
+				ogf_pid=${ogf_pid%/fd:}
+				continue
+				;;
+			*' -> socket:['*']') ;;
+			*) continue ;;
+			esac
+			ogf_i=${ogf_l##*socket:\[}
+			ogf_i=${ogf_i%\]}
+			case $ogf_want in *" $ogf_i "*) ;; *) continue ;; esac
+			# the word before the link is the fd number, and only one link is on the line
+			ogf_fd=${ogf_l% -> socket:\[*\]}
+			case $ogf_fd in *' -> '*) continue ;; esac
+			ogf_fd=${ogf_fd##* }
+			case $ogf_pid$ogf_fd in '' | *[!0-9]*) continue ;; esac
+			ogf_is_socket "$ogf_pid" "$ogf_fd" "$ogf_i" || continue
+			printf '%s %s\n' "$ogf_pid" "$ogf_i"
+			ogf_want=${ogf_want%%" $ogf_i "*}" "${ogf_want#*" $ogf_i "}
+			case $ogf_want in *[0-9]*) ;; *) break ;; esac
+		done
+	})
+	# shellcheck disable=SC2086 # "PID INODE" pairs are words
+	set -- $ogf_found
+	while [ $# -ge 2 ]; do
+		ogf_listener "$1"
+		ogf_rest=
+		for ogf_x in $ogf_inodes; do
+			[ "$ogf_x" = "$2" ] || ogf_rest="$ogf_rest $ogf_x"
+		done
+		ogf_inodes=$ogf_rest
+		shift 2
+	done
+}
+
+# PID FD INODE: is /proc/PID/fd/FD that socket? Asked of that one link, so no other line of
+# a listing (a file name another user chose) can claim a socket for a process.
+ogf_is_socket() {
+	ogf_v=$($TMO ${TMO:+10} $LS -ln "/proc/$1/fd/$2" 2>/dev/null)
+	case $ogf_v in
+	*"
+"*) return 1 ;;
+	*" /proc/$1/fd/$2 -> socket:[$3]") return 0 ;;
+	esac
+	return 1
+}
+
+ogf_only() { # PATTERNS: the lines holding one of them (all lines without grep)
+	if ogf_have grep; then
+		$TMO ${TMO:+10} grep -F -e "$1"
+	else
+		while IFS= read -r ogf_l; do printf '%s\n' "$ogf_l"; done
+	fi
+}
+
+# Record PID (once) as it is now: `listener=PID UID COMM`, `exe=PID OWNER-UID MODE` (its
+# binary, through the link; "- -" when unreadable) and its parent chain (ogf_ancestry).
+ogf_listener() {
+	case " $LISTENERS " in *" $1 "*) return 0 ;; esac
+	LISTENERS="$LISTENERS $1"
+	ogf_c=
+	read -r ogf_c <"/proc/$1/comm" 2>/dev/null
+	ogf_u=$(ogf_status_field "/proc/$1/status" Uid)
+	ogf_e="- -"
+	ogf_ls -L "/proc/$1/exe" && ogf_e="$LS_UID $LS_MODE"
+	LISTENER_OUT="${LISTENER_OUT}listener=$1 ${ogf_u:--} ${ogf_c:--}
+exe=$1 $ogf_e
+$(ogf_ancestry "$1")
+
+"
+}
+
+# The `server` section: who the API belongs to. With systemd the verdict asks that each
+# listener be MainPID or a descendant of it; without, that its uid be root's or the ollama
+# account's and its binary root's and writable by no one else.
+ogf_server() {
+	printf 'systemd=%s\n' "$SYSTEMD"
+	if [ "$SYSTEMD" = yes ]; then
+		printf 'load=%s\nactive=%s\n' "$UNIT_LOAD" "$UNIT_ACTIVE"
+	fi
+	printf 'mainpid=%s\n' "$MAINPID"
+	printf 'api=%s %s\n' "$API_URL" "$API_FROM"
+	printf 'ollama_uid=%s\n' "$(ogf_user_uid ollama)"
+	printf 'unsafe_path=%s\n' "${UNSAFE_PATH# }"
+	if [ -n "$LISTENER_OUT" ]; then
+		printf '%s' "$LISTENER_OUT"
+	else
+		echo "listener=none"
+	fi
+}
+
 # Who holds GPU memory, and the parent chain of each (is it Ollama's runner?).
 ogf_gpu_processes() {
-	ogf_main_pid=
-	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-		ogf_main_pid=$(systemctl show -p MainPID --value ollama 2>/dev/null)
-	fi
-	ogf_sec server echo "mainpid=$ogf_main_pid"
 	ogf_pids=
-	if command -v nvidia-smi >/dev/null 2>&1; then
-		ogf_apps=$($TMO nvidia-smi --query-compute-apps=pid,process_name,used_memory \
+	if ogf_have nvidia-smi; then
+		ogf_apps=$($TMO ${TMO:+10} nvidia-smi --query-compute-apps=pid,process_name,used_memory \
 			--format=csv,noheader,nounits 2>&1)
 		ogf_sec nvidia-apps printf '%s\n' "$ogf_apps"
 		# shellcheck disable=SC2034 # the other fields are read only to skip them
@@ -93,12 +348,17 @@ ogf_gpu_processes() {
 		done)
 	fi
 	if [ -d /sys/class/kfd/kfd/proc ]; then
-		ogf_kfd=$(ls /sys/class/kfd/kfd/proc 2>/dev/null)
-		ogf_sec kfd-pids printf '%s\n' "$ogf_kfd"
+		ogf_kfd=
+		for ogf_p in /sys/class/kfd/kfd/proc/*; do
+			ogf_p=${ogf_p##*/}
+			case $ogf_p in '' | *[!0-9]*) ;; *) ogf_kfd="$ogf_kfd$ogf_p
+" ;; esac
+		done
+		ogf_sec kfd-pids printf '%s' "$ogf_kfd"
 		ogf_pids="$ogf_pids $ogf_kfd"
 	fi
-	if command -v rocm-smi >/dev/null 2>&1; then
-		ogf_rocm=$($TMO rocm-smi --showpids 2>&1 | head -c 65536)
+	if ogf_have rocm-smi; then
+		ogf_rocm=$($TMO ${TMO:+10} rocm-smi --showpids 2>&1 | head -c 65536)
 		ogf_sec rocm-pids printf '%s\n' "$ogf_rocm"
 		# shellcheck disable=SC2034 # the other fields are read only to skip them
 		ogf_pids="$ogf_pids $(printf '%s\n' "$ogf_rocm" | while read -r ogf_p ogf_rest; do
@@ -130,17 +390,30 @@ ogf_ancestry() { # PID... -> "pid ppid comm" for each process up to pid 1
 
 # Ollama's own log since it last started: what it detected (the fallback without a model).
 ogf_log() {
-	if [ -d /run/systemd/system ] && command -v journalctl >/dev/null 2>&1; then
-		journalctl -u ollama -b --no-pager -o short-iso -n 400 2>&1 | tail -c 1048576
+	if [ "$SYSTEMD" = yes ] && ogf_have journalctl; then
+		$TMO ${TMO:+20} journalctl -u ollama -b --no-pager -o short-iso -n 400 2>&1 |
+			tail -c 1048576
 	fi
 }
 
+# Before anything runs (the output filters below included): a PATH of root's tools only.
 PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 LC_ALL=C
 export PATH LC_ALL
-TMO=
-command -v timeout >/dev/null 2>&1 && TMO="timeout 10"
-if command -v iconv >/dev/null 2>&1; then
+SELF_UID=$(ogf_status_field /proc/self/status Uid)
+UNSAFE_PATH=
+LS=
+for ogf_l in /usr/bin/ls /bin/ls; do
+	[ -x "$ogf_l" ] && LS=$ogf_l && break
+done
+if [ -n "$LS" ]; then
+	ogf_safe_path
+else
+	PATH=/usr/sbin:/usr/bin:/sbin:/bin # nothing to check directories with: the system's own
+	UNSAFE_PATH=unchecked
+fi
+ogf_init_tmo
+if ogf_have iconv; then
 	ogf_main </dev/null 2>&1 | tr -d '\000' | iconv -c -f UTF-8 -t UTF-8 2>/dev/null
 else
 	ogf_main </dev/null 2>&1 | LC_ALL=C tr -d '\000\200-\377'

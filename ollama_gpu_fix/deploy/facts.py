@@ -15,6 +15,7 @@ from importlib import resources
 from pyinfra.api import FactBase
 
 from ollama_gpu_fix.bundle import split_stream
+from ollama_gpu_fix.scripts import script
 
 
 def probe_script() -> str:
@@ -37,7 +38,8 @@ class OllamaGpuProbe(FactBase[dict[str, str]]):
 
 
 def verify_script() -> str:
-    return resources.files("ollama_gpu_fix").joinpath("verify.sh").read_text(encoding="utf-8")
+    """verify.sh after the shared helpers (shlib.sh): the one remote command's text."""
+    return script("verify")
 
 
 class GpuVerification(FactBase[str]):
