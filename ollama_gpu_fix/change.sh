@@ -278,6 +278,33 @@ cmd_put() {
 	say "wrote $1"
 }
 
+# fetch PATH MODE URL: PATH (when absent) holds what URL answers, at most 1 MiB (a signing key,
+# a keyring package), downloaded into the same root-owned directory and renamed into place.
+cmd_fetch() {
+	[ $# -eq 3 ] || fail "fetch PATH MODE URL"
+	case $2 in [0-7][0-7][0-7]) ;; *) fail "bad mode $2" ;; esac
+	case $3 in https://* | http://*) ;; *) fail "not an http(s) URL: $3" ;; esac
+	target "$1" || refuse "$WHY"
+	if [ -e "$1" ]; then
+		say "present $1"
+		return 0
+	fi
+	txn_open || fail "no open transaction"
+	backup "$1"
+	f_dir=${1%/*}
+	[ -d "$f_dir" ] || mkdir -m 755 -- "$f_dir" || fail "cannot create $f_dir"
+	f_tmp=$(mktemp "$f_dir/.ogf-change.XXXXXX") || fail "cannot create a file in $f_dir"
+	if ! curl -fsSL --proto '=https,http' --max-filesize 1048576 -m 120 -o "$f_tmp" -- "$3"; then
+		rm -f -- "$f_tmp"
+		fail "cannot download $3"
+	fi
+	if ! chown 0:0 -- "$f_tmp" || ! chmod "$2" -- "$f_tmp" || ! mv -f -- "$f_tmp" "$1"; then
+		rm -f -- "$f_tmp"
+		fail "cannot write $1"
+	fi
+	say "fetched $1"
+}
+
 # remove PATH OLD_SHA256: remove a file the fix created (or restore it as absent)
 cmd_remove() {
 	target "$1" || refuse "$WHY"
@@ -335,6 +362,18 @@ cmd_begin() { # begin RUN_ID: open a transaction, or resume the one an interrupt
 	if txn_open; then
 		record "resume $1 $(now)"
 		say "resumed"
+		# a package step that began and never finished: let dpkg finish what it started
+		b_last=$(awk '$1 == "step" { s = $2 " " $3 } END { print s }' "$TXN/journal")
+		case $b_last in
+		cuda_toolkit\ begin | nvidia_driver\ begin | amdgpu_driver\ begin | \
+			vulkan_packages\ begin | wsl2_purge_guest_driver\ begin)
+			if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+				DEBIAN_FRONTEND=noninteractive dpkg --configure -a ||
+					fail "an interrupted package step left dpkg unfinished and dpkg --configure -a failed"
+				say "finished dpkg's interrupted work (dpkg --configure -a)"
+			fi
+			;;
+		esac
 	else
 		if [ -f "$TXN/journal" ]; then
 			rm -rf -- "$LAST"
@@ -346,9 +385,15 @@ cmd_begin() { # begin RUN_ID: open a transaction, or resume the one an interrupt
 	fi
 }
 
-cmd_step() { # step N ACTION begin|done
+cmd_step() { # step ACTION begin|done
 	txn_open || fail "no open transaction"
-	record "step $1 $2 $3 $(now)"
+	record "step $1 $2 $(now)"
+}
+
+cmd_remember() { # remember FINGERPRINT: a change a verification undid (not retried blindly)
+	case $1 in *[!0-9a-f]* | '') fail "bad fingerprint $1" ;; esac
+	state_dir
+	say "$1 $(now)" >>"$STATE/rolled-back" || fail "cannot write $STATE/rolled-back"
 }
 
 cmd_commit() { # commit RESULT: the transaction ends (verified, rolled-back, failed)
@@ -456,32 +501,36 @@ umask 077
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 LC_ALL=C
 export PATH LC_ALL
-[ "${OGF_CHANGE_LIB:-}" = 1 ] && return 0 2>/dev/null
-ogf_cmd=${1:-}
-[ $# -gt 0 ] && shift
-case $ogf_cmd in
-put) cmd_put "$@" ;;
-remove) cmd_remove "$@" ;;
-read) cmd_read "$@" ;;
-check) cmd_check "$@" ;;
-begin) cmd_begin "$@" ;;
-step) cmd_step "$@" ;;
-commit) cmd_commit "$@" ;;
-rollback)
-	cmd_rollback
-	rb=$?
-	if [ "${1:-}" = restart ]; then
-		systemctl daemon-reload
-		unit restart || rb=1
-	fi
-	exit $rb
-	;;
-restart) cmd_restart "$@" ;;
-start) cmd_start ;;
-reload-uvm) cmd_reload_uvm ;;
-daemon-reload) cmd_daemon_reload ;;
-status)
-	if txn_open; then say "open"; else say "none"; fi
-	;;
-*) fail "unknown command ${ogf_cmd:-(none)}" ;;
-esac
+ogf_change_main() {
+	ogf_cmd=${1:-}
+	[ $# -gt 0 ] && shift
+	case $ogf_cmd in
+	put) cmd_put "$@" ;;
+	fetch) cmd_fetch "$@" ;;
+	remove) cmd_remove "$@" ;;
+	read) cmd_read "$@" ;;
+	check) cmd_check "$@" ;;
+	begin) cmd_begin "$@" ;;
+	step) cmd_step "$@" ;;
+	commit) cmd_commit "$@" ;;
+	remember) cmd_remember "$@" ;;
+	rollback)
+		cmd_rollback
+		rb=$?
+		if [ "${1:-}" = restart ]; then
+			systemctl daemon-reload
+			unit restart || rb=1
+		fi
+		exit $rb
+		;;
+	restart) cmd_restart "$@" ;;
+	start) cmd_start ;;
+	reload-uvm) cmd_reload_uvm ;;
+	daemon-reload) cmd_daemon_reload ;;
+	status) if txn_open; then say "open"; else say "none"; fi ;;
+	*) fail "unknown command ${ogf_cmd:-(none)}" ;;
+	esac
+}
+
+# OGF_CHANGE_LIB=1: the functions only (preflight.sh is composed after this script)
+[ "${OGF_CHANGE_LIB:-}" = 1 ] || ogf_change_main "$@"

@@ -24,7 +24,9 @@ DROPIN_DIR = "/etc/systemd/system/ollama.service.d"
 DROPIN_NAME = "zz-ollama-gpu-fix.conf"
 DROPIN_PATH = f"{DROPIN_DIR}/{DROPIN_NAME}"
 STATE_DIR = "/var/lib/ollama-gpu-fix"
-BACKUP_DIR = f"{STATE_DIR}/backup"
+# the journal of the running fix and, once it committed, of the last one: the originals of
+# every file a fix changed (change.sh)
+BACKUP_DIR = f"{STATE_DIR}/txn.last"
 ROLLED_BACK = f"{STATE_DIR}/rolled-back"  # fingerprints of changes a verification undid
 MARK = "# ollama-gpu-fix removed"
 
@@ -39,6 +41,11 @@ _ENV = Environment(
     undefined=StrictUndefined,
     autoescape=False,  # noqa: S701 - a systemd unit, not HTML; values are checked below
 )
+
+
+# Loaded once, at import: rendering then reads no file (pyinfra's fixture harness patches
+# file access while an operation runs).
+_TEMPLATE = _ENV.get_template("ollama-gpu-fix.conf.j2")
 
 
 class DropinError(ValueError):
@@ -56,7 +63,7 @@ def render(
     for name in names:
         if not _NAME.fullmatch(name):
             raise DropinError(f"{name!r} is not a variable name")
-    return _ENV.get_template("ollama-gpu-fix.conf.j2").render(
+    return _TEMPLATE.render(
         env=dict(env),
         unset=names,
         reasons=[r.replace("\n", " ") for r in reasons],

@@ -369,6 +369,15 @@ ogf_meta() {
 			case $ogf_fp in ????????????) echo "rolled-back=$ogf_fp" ;; esac
 		done
 	fi
+	# an earlier fix that never committed its transaction (root's own journal)
+	ogf_j=/var/lib/ollama-gpu-fix/txn/journal
+	if [ -f "$ogf_j" ] && [ ! -L "$ogf_j" ]; then
+		ogf_t=open
+		while IFS= read -r ogf_l; do
+			case $ogf_l in 'commit '*) ogf_t=none ;; esac
+		done <"$ogf_j"
+		echo "txn=$ogf_t"
+	fi
 	echo "mainpid=$MAINPID"
 	echo "server=${TRUSTED_SERVER:-none}"
 	if [ -n "$API_OK" ]; then echo "api=$API_URL"; else echo "api=skipped"; fi

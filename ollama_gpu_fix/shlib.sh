@@ -166,3 +166,197 @@ ogf_host_url() {
 	API_HOSTPORT="$ogf_h:$ogf_port"
 	API_URL="$ogf_scheme://$API_HOSTPORT"
 }
+
+# ---- who listens on a port (verify.sh's server section, preflight.sh's port check) ------
+# Callers set API_PORT, MAINPID (empty without systemd), LS, TMO; results in LISTENERS and
+# LISTENER_OUT.
+
+# Add to LISTENERS ("PID" words) the processes holding a LISTEN socket on the API's port, on
+# any address, IPv4 or IPv6 (curl may reach either). Without ss or lsof: the socket inodes
+# from /proc/net/tcp{,6}, then the /proc/PID/fd link `socket:[INODE]` naming each.
+ogf_listeners() {
+	ogf_port=$API_PORT
+	while :; do case $ogf_port in 0?*) ogf_port=${ogf_port#0} ;; *) break ;; esac; done
+	case $ogf_port in '' | *[!0-9]* | ??????*) return 0 ;; esac
+	[ "$ogf_port" -le 65535 ] || return 0
+	ogf_inodes=
+	for ogf_x in $(ogf_listen_inodes "$(printf '%04X' "$ogf_port")"); do
+		case " $ogf_inodes " in *" $ogf_x "*) ;; *) ogf_inodes="$ogf_inodes $ogf_x" ;; esac
+	done
+	[ -n "$ogf_inodes" ] || return 0
+	# The service's own process and its children first (a few small directories, the usual
+	# answer), then every process.
+	if [ -n "$MAINPID" ] && [ "$MAINPID" != 0 ]; then
+		ogf_dirs="/proc/$MAINPID/fd"
+		for ogf_f in "/proc/$MAINPID"/task/*/children; do
+			ogf_l=
+			read -r ogf_l <"$ogf_f" 2>/dev/null
+			for ogf_x in $ogf_l; do
+				case $ogf_x in *[!0-9]*) ;; *) ogf_dirs="$ogf_dirs /proc/$ogf_x/fd" ;; esac
+			done
+		done
+		# shellcheck disable=SC2086 # inodes are words
+		ogf_holders "$ogf_dirs" $ogf_inodes
+	fi
+	[ -n "$ogf_inodes" ] || return 0
+	set -- /proc/[0-9]*/fd
+	ogf_dirs=$*
+	# shellcheck disable=SC2086 # directories and inodes are words
+	ogf_holders "$ogf_dirs" $ogf_inodes
+}
+
+# HEXPORT -> the inodes of the LISTEN sockets (state 0A) on that local port, from
+# /proc/net/tcp and tcp6 (grep, when there, keeps the lines naming the port). The kernel lists
+# listening sockets first, so at most 4096 lines of each are read.
+ogf_listen_inodes() {
+	for ogf_f in /proc/net/tcp /proc/net/tcp6; do
+		[ -r "$ogf_f" ] || continue
+		if ogf_have grep; then
+			$TMO ${TMO:+10} grep -F ":$1 " "$ogf_f" 2>/dev/null
+		else
+			ogf_m=0
+			while IFS= read -r ogf_l && [ "$ogf_m" -lt 4096 ]; do
+				ogf_m=$((ogf_m + 1))
+				printf '%s\n' "$ogf_l"
+			done <"$ogf_f"
+		fi | {
+			ogf_n=0
+			# shellcheck disable=SC2034 # the other fields are read only to skip them
+			while read -r ogf_sl ogf_local ogf_rem ogf_st ogf_q ogf_tr ogf_rt ogf_uid ogf_to \
+				ogf_ino ogf_rest; do
+				ogf_n=$((ogf_n + 1))
+				[ "$ogf_n" -gt 4096 ] && break
+				[ "$ogf_st" = 0A ] || continue
+				case $ogf_local in *:"$1") ;; *) continue ;; esac
+				case $ogf_ino in '' | 0 | *[!0-9]*) continue ;; esac
+				printf '%s\n' "$ogf_ino"
+			done
+		}
+	done
+}
+
+# DIRS INODE...: the first process holding each inode, from one `ls -ln` over the fd
+# directories (one command, not one per fd; grep, when there, keeps only the directory names
+# and the sought sockets), at most 100000 lines of it read. Records each holder
+# (ogf_listener) and removes its inode from ogf_inodes (the ones still sought).
+ogf_holders() {
+	ogf_dirs=$1
+	shift
+	[ -n "$LS" ] || return 0
+	ogf_pats="fd:"
+	for ogf_x in "$@"; do
+		ogf_pats="$ogf_pats
+socket:[$ogf_x]"
+	done
+	# ls names each directory before its entries, except when given only one
+	ogf_first=
+	case $ogf_dirs in
+	*' '*) ;;
+	/proc/*/fd)
+		ogf_first=${ogf_dirs#/proc/}
+		ogf_first=${ogf_first%/fd}
+		;;
+	esac
+	# -q: a name's newline printed as '?' (a file path cannot add lines); busybox ls has no
+	# -q and prints '?' itself. Each find is confirmed on its own below anyway.
+	ogf_q=
+	$LS -qd / >/dev/null 2>&1 && ogf_q=q
+	# shellcheck disable=SC2086 # directories are words
+	ogf_found=$($TMO ${TMO:+10} $LS -ln$ogf_q $ogf_dirs 2>/dev/null | ogf_only "$ogf_pats" | {
+		ogf_pid=$ogf_first
+		ogf_n=0
+		ogf_want=" $* "
+		while IFS= read -r ogf_l; do
+			ogf_n=$((ogf_n + 1))
+			[ "$ogf_n" -gt 100000 ] && break
+			case $ogf_l in
+			/proc/*/fd:)
+				ogf_pid=${ogf_l#/proc/}
+				ogf_pid=${ogf_pid%/fd:}
+				continue
+				;;
+			*' -> socket:['*']') ;;
+			*) continue ;;
+			esac
+			ogf_i=${ogf_l##*socket:\[}
+			ogf_i=${ogf_i%\]}
+			case $ogf_want in *" $ogf_i "*) ;; *) continue ;; esac
+			# the word before the link is the fd number, and only one link is on the line
+			ogf_fd=${ogf_l% -> socket:\[*\]}
+			case $ogf_fd in *' -> '*) continue ;; esac
+			ogf_fd=${ogf_fd##* }
+			case $ogf_pid$ogf_fd in '' | *[!0-9]*) continue ;; esac
+			ogf_is_socket "$ogf_pid" "$ogf_fd" "$ogf_i" || continue
+			printf '%s %s\n' "$ogf_pid" "$ogf_i"
+			ogf_want=${ogf_want%%" $ogf_i "*}" "${ogf_want#*" $ogf_i "}
+			case $ogf_want in *[0-9]*) ;; *) break ;; esac
+		done
+	})
+	# shellcheck disable=SC2086 # "PID INODE" pairs are words
+	set -- $ogf_found
+	while [ $# -ge 2 ]; do
+		ogf_listener "$1"
+		ogf_rest=
+		for ogf_x in $ogf_inodes; do
+			[ "$ogf_x" = "$2" ] || ogf_rest="$ogf_rest $ogf_x"
+		done
+		ogf_inodes=$ogf_rest
+		shift 2
+	done
+}
+
+# PID FD INODE: is /proc/PID/fd/FD that socket? Asked of that one link, so no other line of
+# a listing (a file name another user chose) can claim a socket for a process.
+ogf_is_socket() {
+	ogf_v=$($TMO ${TMO:+10} "$LS" -ln "/proc/$1/fd/$2" 2>/dev/null)
+	case $ogf_v in
+	*"
+"*) return 1 ;;
+	*" /proc/$1/fd/$2 -> socket:[$3]") return 0 ;;
+	esac
+	return 1
+}
+
+ogf_only() { # PATTERNS: the lines holding one of them (all lines without grep)
+	if ogf_have grep; then
+		$TMO ${TMO:+10} grep -F -e "$1"
+	else
+		while IFS= read -r ogf_l; do printf '%s\n' "$ogf_l"; done
+	fi
+}
+
+# Record PID (once) as it is now: `listener=PID UID COMM`, `exe=PID OWNER-UID MODE` (its
+# binary, through the link; "- -" when unreadable) and its parent chain (ogf_ancestry).
+ogf_listener() {
+	case " $LISTENERS " in *" $1 "*) return 0 ;; esac
+	LISTENERS="$LISTENERS $1"
+	ogf_c=
+	read -r ogf_c <"/proc/$1/comm" 2>/dev/null
+	ogf_u=$(ogf_status_field "/proc/$1/status" Uid)
+	ogf_e="- -"
+	ogf_ls -L "/proc/$1/exe" && ogf_e="$LS_UID $LS_MODE"
+	LISTENER_OUT="${LISTENER_OUT}listener=$1 ${ogf_u:--} ${ogf_c:--}
+exe=$1 $ogf_e
+$(ogf_ancestry "$1")
+
+"
+}
+
+ogf_ancestry() { # PID... -> "pid ppid comm" for each process up to pid 1
+	for ogf_p in "$@"; do
+		ogf_n=0
+		while [ -n "$ogf_p" ] && [ "$ogf_p" != 0 ] && [ "$ogf_n" -lt 32 ]; do
+			ogf_c=
+			read -r ogf_c <"/proc/$ogf_p/comm" 2>/dev/null || break
+			ogf_pp=
+			# shellcheck disable=SC2034 # the rest is read only to skip it
+			while read -r ogf_k ogf_v ogf_r; do
+				[ "$ogf_k" = PPid: ] && ogf_pp=$ogf_v && break
+			done <"/proc/$ogf_p/status"
+			printf '%s %s %s\n' "$ogf_p" "${ogf_pp:-0}" "$ogf_c"
+			ogf_p=$ogf_pp
+			ogf_n=$((ogf_n + 1))
+		done
+		echo
+	done
+}

@@ -42,6 +42,7 @@ class ProbeMeta:
     systemd: bool | None = None  # /run/systemd/system exists (booted with systemd)
     arch: str | None = None
     rolled_back: list[str] = field(default_factory=list)  # fingerprints of undone fixes
+    transaction: str | None = None  # "open": an earlier fix was interrupted (its journal)
     raw: list[Line] = field(default_factory=list)
 
 

@@ -204,7 +204,7 @@ def _safe_binary(listener: Listener) -> bool:
             and mode[5] != "w" and mode[8] != "w")
 
 
-def _server(text: str | None) -> Server | None:
+def parse_server(text: str | None) -> Server | None:
     """The `server` section of verify v2 (None when there is none).
 
     `key=value` lines, then per listener `listener=PID UID COMM`, `exe=PID UID MODE` and its
@@ -248,7 +248,7 @@ def _server(text: str | None) -> Server | None:
     return server
 
 
-def _held_by(server: Server, listener: Listener) -> str:
+def held_by(server: Server, listener: Listener) -> str:
     """One clause: who holds the API instead of the service."""
     who = (f"the API on {server.hostport} is held by pid {listener.pid} "
            f"(uid {'?' if listener.uid is None else listener.uid}, {listener.comm or '?'})")
@@ -275,7 +275,7 @@ def _binding(server: Server, answered: bool) -> str:
                         f"port {port} was found")
     foreign = [listener for listener in server.listeners if not listener.service]
     if foreign:
-        problems.append(_held_by(server, foreign[0]))
+        problems.append(held_by(server, foreign[0]))
     return "; ".join(problems)
 
 
@@ -338,7 +338,7 @@ def _verdict(
     # verify v2 says whom the API belongs to; v1 output (older captures) did not
     server = None
     if _version(output) >= 2:  # said nothing: no listener known, nothing believed
-        server = _server(sections.get("server")) or Server(systemd=False)
+        server = parse_server(sections.get("server")) or Server(systemd=False)
     answered = "up=1" in sections.get("wait", "")
     bound = _binding(server, answered) if server else ""
     if not answered:

@@ -40,3 +40,12 @@ def tolerate_lost_connections() -> None:
             return method
 
         setattr(SSHConnector, name, make())
+
+
+def absolute_shell(host) -> None:  # noqa: ANN001 - pyinfra's Host
+    """Every remote command of this host runs /bin/sh by its absolute path (pyinfra's
+    `_shell_executable`), never the first `sh` on the login PATH: pam_env's /etc/environment
+    or WSL's PATH line can put a directory another user owns in front of /bin, and that user's
+    `sh` would then run all our commands as root. Host data that names a shell wins."""
+    if not str(host.data.get("_shell_executable") or "").startswith("/"):
+        host.data._shell_executable = "/bin/sh"

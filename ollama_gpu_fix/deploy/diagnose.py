@@ -23,6 +23,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.api.host import Host
 
 from ollama_gpu_fix import report
+from ollama_gpu_fix.deploy.connections import absolute_shell
 from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.parsers import build_snapshot
@@ -108,6 +109,7 @@ def diagnose_host(host: Host) -> HostDiagnosis | None:
     Changes nothing on the host: the only remote command is the read-only probe fact.
     """
     nothing_to_confirm(host)
+    absolute_shell(host)
     try:
         settings = validate_host_data(host.data.dict(), host.state.cwd or os.getcwd())
     except DeployError as exc:

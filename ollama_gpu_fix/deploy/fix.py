@@ -1,14 +1,17 @@
-"""fix_gpu: probe once, diagnose, plan, apply with pyinfra operations, restart Ollama only if
-something changed, verify, and write the host's JSON report.
+"""fix_gpu: a transaction per host. Probe once, diagnose, plan, preflight, then apply with
+pyinfra operations through the journal, restart Ollama when the running service differs from
+its unit, verify against the service itself, commit or roll back, and write the report.
 
-Runs in pyinfra's prepare stage per host (as every deploy file does): the probe and the plan
-are decided here, the operations registered here run at execution, where the verification
-decides whether the host passes. --dry stops after the plan and pyinfra's diff.
+Runs in pyinfra's prepare stage per host (as every deploy file does): the probe, the plan and
+the preflight (read-only facts) are decided here, so `--dry` shows a refusal too; the
+operations registered here run at execution. Any error is this host's outcome (failed, with
+the reason and the state it was left in), never an exception that stops the other hosts.
 """
 
 from __future__ import annotations
 
 import sys
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -19,24 +22,31 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.host import Host
 from pyinfra.connectors.local import LocalConnector
-from pyinfra.operations import systemd
-from pyinfra.operations.util import any_changed
 
+from ollama_gpu_fix import actions as act
+from ollama_gpu_fix import preflight as pf
 from ollama_gpu_fix import report
-from ollama_gpu_fix.deploy.connections import tolerate_lost_connections
+from ollama_gpu_fix.deploy.connections import absolute_shell, tolerate_lost_connections
 from ollama_gpu_fix.deploy.diagnose import safe_file_name, write_json_report
 from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
-from ollama_gpu_fix.deploy.operations import reboot, refuse
-from ollama_gpu_fix.deploy.remedies import Applied, preflight, registry
+from ollama_gpu_fix.deploy.guard import on_failure
+from ollama_gpu_fix.deploy.operations import reboot, refuse, transaction
+from ollama_gpu_fix.deploy.preflight import Preflight
+from ollama_gpu_fix.deploy.remedies import Applied, registry
+from ollama_gpu_fix.deploy.service import intended_environment, restart_ollama
 from ollama_gpu_fix.deploy.verify import verify_gpu
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.parsers import build_snapshot
-from ollama_gpu_fix.plan import Plan, Step, plan
+from ollama_gpu_fix.plan import Plan, plan
 from ollama_gpu_fix.policy import Policy, PolicyError, knobs, policy_from_host_data
 from ollama_gpu_fix.rules import diagnose
 from ollama_gpu_fix.snapshot import Snapshot
 from ollama_gpu_fix.verdict import Verdict, pick_model
+
+# Steps after which the running server must be compared with its unit (and maybe restarted).
+_RESTARTING = {act.SERVICE_ENV, act.GPU_GROUPS, act.START_SERVICE, act.CUDA_TOOLKIT,
+               act.WSL2_PURGE_GUEST_DRIVER, act.VULKAN_PACKAGES}
 
 
 def _policy(host: Host) -> Policy | None:
@@ -68,6 +78,11 @@ def render_plan(the_plan: Plan, host_name: str) -> str:
     for number, step in enumerate(the_plan.steps, start=1):
         state = f"refused: {step.refused}" if step.refused else f"[{step.changes}] {step.undo}"
         lines.append(f"  {number}. {step.action} ({', '.join(step.codes)}): {step.summary}")
+        if step.files:
+            lines.append(f"     files: {', '.join(step.files)}")
+        if step.evidence:
+            lines.append(f"     because: {step.evidence[0]}"
+                         + (f" (+{len(step.evidence) - 1} more)" if len(step.evidence) > 1 else ""))
         lines.append(f"     {state}")
     for advice in the_plan.advice:
         lines.append(f"  advice: {advice}")
@@ -79,12 +94,13 @@ def render_plan(the_plan: Plan, host_name: str) -> str:
 
 
 class FixReport:
-    """The host's JSON report: the diagnosis before, the plan, the steps applied, the
-    verification and the diagnosis after (written at prepare, completed at execution)."""
+    """The host's JSON report: the diagnosis before, the plan, the preflight, the steps
+    applied, the verification, the diagnosis after, the result and the state the host was
+    left in (written at prepare, completed at execution)."""
 
     def __init__(self, path: Path, data: dict[str, Any]) -> None:
         self.path, self.data = path, data
-        self.applied: list[tuple[Step, Applied]] = []
+        self.applied = Applied()
         self.write()
 
     def write(self) -> None:
@@ -94,22 +110,41 @@ class FixReport:
             raise DeployError(f"cannot write the report {self.path}: {exc.strerror or exc}") \
                 from exc
 
-    def refused(self, reason: str) -> None:
-        """A preflight check stopped the host before any change."""
-        self.data["result"] = "refused"
-        self.data["reason"] = reason
+    def refused(self, reason: str, more: list[str] | None = None) -> None:
+        """Stopped before the first change."""
+        self.data.update(result="refused", reason=reason, state="as found",
+                         reasons=[reason] + list(more or []))
         self.write()
 
-    def record(self, result: Verdict, rolled_back: bool, after: dict[str, Any] | None) -> None:
-        self.data["steps_applied"] = [
-            {"action": step.action, "codes": step.codes, "changed": any(
-                op.is_complete() and op.did_change() for op in applied.ops)}
-            for step, applied in self.applied
-        ]
+    def failed(self, reason: str) -> None:
+        """An operation failed this host at execution (guard.on_failure)."""
+        if self.data.get("result") in ("verified", "rolled back", "failed", "refused"):
+            return
+        changed = self._changed()
+        self.data["steps_applied"] = self._steps()
+        self.data.update(result="failed", reason=reason, state=(
+            "as found" if not changed else
+            f"needs a person: {reason}; already changed: {', '.join(changed)}"))
+        self.write()
+
+    def _changed(self) -> list[str]:
+        return [", ".join(op.names) for op in self.applied.ops
+                if op.is_complete() and op.did_change()]
+
+    def _steps(self) -> list[dict[str, Any]]:
+        return [{"operation": ", ".join(op.names), "changed": op.is_complete() and op.did_change(),
+                 "failed": op.is_complete() and op.did_error()} for op in self.applied.ops]
+
+    def record(self, result: Verdict, rolled_back: bool, after: dict[str, Any] | None,
+               state: str) -> None:
+        self.data["steps_applied"] = self._steps()
         self.data["verification"] = result.to_json()
         self.data["rolled_back"] = rolled_back
         self.data["result"] = "verified" if result.passed else (
             "rolled back" if rolled_back else "failed")
+        self.data["state"] = state
+        if not result.passed:
+            self.data["reason"] = result.reason
         if after is not None:
             self.data["diagnosis_after"] = after
         self.write()
@@ -124,17 +159,20 @@ def _is_local(host: Host) -> bool:
     return isinstance(host.connector, LocalConnector) or host.name == "@local"
 
 
+def _api(snapshot: Snapshot) -> str | None:
+    meta = snapshot.probe
+    return next((r.text.split("=", 1)[1] for r in (meta.raw if meta else [])
+                 if r.text.startswith("api=") and r.text != "api=skipped"), None)
+
+
 def _verify_settings(snapshot: Snapshot, diagnosis: Diagnosis, policy: Policy,
                      local: bool) -> dict[str, Any]:
-    meta = snapshot.probe
-    api = next((r.text.split("=", 1)[1] for r in (meta.raw if meta else [])
-                if r.text.startswith("api=") and r.text != "api=skipped"), None)
     model = policy.verify_model or pick_model(
         {"models": [{"name": n, "size": s} for n, s in (snapshot.installed_models or {}).items()]},
         None,
     )
     return {
-        "api": api or "http://127.0.0.1:11434",
+        "api": _api(snapshot) or "",
         "model": model,
         "tokens": policy.verify_tokens,
         "wait": policy.verify_timeout,
@@ -151,7 +189,20 @@ def _verify_settings(snapshot: Snapshot, diagnosis: Diagnosis, policy: Policy,
 def fix_host(host: Host) -> Plan:
     """The whole fix for one host (see the module docstring)."""
     tolerate_lost_connections()
+    absolute_shell(host)
     _confirmable(host)
+    try:
+        return _fix(host)
+    except DeployError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - this host's outcome, never the fleet's
+        reason = f"internal error while planning: {type(exc).__name__}: {exc}; nothing was changed"
+        logger.error(f"{host.print_prefix}{report.printable(reason)}")
+        refuse(name="Refuse", why=reason)
+        return Plan(blocked=reason)
+
+
+def _fix(host: Host) -> Plan:
     policy = _policy(host)
     if policy is None:
         return Plan(blocked="bad host data")
@@ -160,8 +211,6 @@ def fix_host(host: Host) -> Plan:
     diagnosis = diagnose(snapshot)
     local = _is_local(host)
     the_plan = plan(diagnosis, snapshot, policy, local=local)
-    logger.info("\n%s\n%s\n", report.render_text(snapshot, diagnosis, host=host.name),
-                render_plan(the_plan, host.name))
     fix_report = FixReport(
         policy.report_dir / f"{safe_file_name(host.name)}.json",
         {
@@ -175,51 +224,91 @@ def fix_host(host: Host) -> Plan:
             "snapshot": report._plain(snapshot),
         },
     )
+    logger.info(f"{host.print_prefix}JSON report: {fix_report.path}")
+    interrupted = bool(snapshot.probe and snapshot.probe.transaction == "open")
     if the_plan.blocked or not sections:
         reason = the_plan.blocked or "the probe returned no evidence"
-        fix_report.data.update(result="refused", reason=reason)
-        fix_report.write()
+        logger.info("\n%s\n%s\n", report.render_text(snapshot, diagnosis, host=host.name),
+                    render_plan(the_plan, host.name))
+        fix_report.refused(reason)
         refuse(name="Refuse", why=f"nothing was changed: {reason}")
         return the_plan
-    preflight(the_plan.runnable, policy, on_fail=fix_report.refused)
+    steps = [s for s in the_plan.runnable if s.action != act.REBOOT_HOST]
+    if steps:
+        want = pf.spec(the_plan, snapshot, _api(snapshot))
+        output = host.get_fact(Preflight, settings=want.environment())
+        checked = pf.judge(want, output, snapshot.packages)
+        fix_report.data["preflight"] = {"problems": checked.problems, "notes": checked.notes,
+                                        "reuse": checked.reuse,
+                                        "not_edited": checked.unsafe_edits}
+        if checked.passed:
+            pf.apply(the_plan, checked)
+            the_plan.advice += checked.notes
+            primary = [s for s in the_plan.steps if diagnosis.primary in s.codes]
+            if primary and all(s.refused for s in primary) and not the_plan.blocked:
+                the_plan.blocked = f"{diagnosis.primary}: {primary[0].refused}"
+        fix_report.data["plan"] = the_plan.to_json()
+        logger.info("\n%s\n%s\n", report.render_text(snapshot, diagnosis, host=host.name),
+                    render_plan(the_plan, host.name))
+        if not checked.passed or the_plan.blocked:
+            reasons = checked.problems or [str(the_plan.blocked)]
+            more = f" (and {len(reasons) - 1} more: see the report)" if len(reasons) > 1 else ""
+            fix_report.refused(reasons[0], reasons[1:])
+            refuse(name="Preflight", why=f"refused before any change: {reasons[0]}{more}")
+            return the_plan
+        steps = [s for s in the_plan.runnable if s.action != act.REBOOT_HOST]
+    else:
+        logger.info("\n%s\n%s\n", report.render_text(snapshot, diagnosis, host=host.name),
+                    render_plan(the_plan, host.name))
+    return _apply(host, the_plan, steps, snapshot, diagnosis, policy, local, fix_report,
+                  interrupted)
+
+
+def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosis: Diagnosis,
+           policy: Policy, local: bool, fix_report: FixReport, interrupted: bool) -> Plan:
+    on_failure(host, fix_report.failed)
+    total = fix_report.applied
+    journaled = bool(steps) or interrupted
+    if journaled:
+        total.ops.append(transaction(name="Transaction: begin (or resume an interrupted one)",
+                                     run_id=uuid.uuid4().hex[:12]))
     remedies = registry()
-    total = Applied()
-    for step in the_plan.runnable:
-        if step.action == "reboot":
-            continue
-        applied = remedies[step.action](**step.params)
-        fix_report.applied.append((step, applied))
-        total.add(applied)
-    if total.unit:
-        systemd.daemon_reload(name="systemctl daemon-reload", _if=any_changed(*total.unit))
-    if total.restart:
-        systemd.service(name="Restart ollama", service="ollama.service", running=True,
-                        restarted=True, _if=any_changed(*total.restart))
-    reboot_step = next((s for s in the_plan.runnable if s.action == "reboot"), None)
+    for step in steps:
+        total.add(remedies[step.action](**step.params))
+    restarting = interrupted or any(s.action in _RESTARTING for s in steps)
+    if restarting and (snapshot.probe is None or snapshot.probe.systemd is not False):
+        groups = sorted({g for s in steps if s.action == act.GPU_GROUPS
+                         for g in s.params["groups"]})
+        total.ops.append(restart_ollama(
+            name="Restart ollama.service if it differs from its unit",
+            intended=intended_environment(steps), groups=groups,
+            changed=lambda: list(total.restart)))
+    reboot_step = next((s for s in the_plan.runnable if s.action == act.REBOOT_HOST), None)
     if reboot_step is not None:
-        gate = any_changed(*total.reboot) if total.reboot else (lambda: True)
-        reboot(name="Reboot (new kernel module)", _if=gate)
+        reboot(name="Reboot (new kernel module)")
     elif the_plan.reboot_required:
-        refused = next(s.refused for s in the_plan.steps if s.action == "reboot")
-        fix_report.data.update(result="reboot required", reason=refused)
+        refused = next(s.refused for s in the_plan.steps if s.action == act.REBOOT_HOST)
+        fix_report.data.update(result="reboot required", reason=refused,
+                               state="needs a person: reboot")
         fix_report.write()
         refuse(name="Refuse", why=f"not verified: {refused}")
         return the_plan
     settings = _verify_settings(snapshot, diagnosis, policy, local)
-    settings["fingerprints"] = [s.fingerprint for s in the_plan.runnable if s.changes == "service"]
+    settings["fingerprints"] = [s.fingerprint for s in steps if s.changes == act.SERVICE]
+    settings["journaled"] = journaled
 
-    def changed_service() -> list[str]:
-        return [path for op, path in total.rollback if op.is_complete() and op.did_change()]
+    def changed() -> bool:
+        return interrupted or any(op.is_complete() and op.did_change() for op in total.ops)
 
-    def record(result: Verdict, rolled_back: bool) -> None:
+    def record(result: Verdict, rolled_back: bool, state: str) -> None:
         after = None
-        if any(op.is_complete() and op.did_change() for op in total.ops):
+        if changed():
             fresh = build_snapshot(host.get_fact(OllamaGpuProbe) or {})
             after = _diagnosis_json(fresh, diagnose(fresh))
-        fix_report.record(result, rolled_back, after)
+        fix_report.record(result, rolled_back, after, state)
 
     verify_gpu(name="Verify: the model runs on the GPU", settings=settings, record=record,
-               changed_service=changed_service)
+               changed=changed)
     return the_plan
 
 
@@ -227,6 +316,7 @@ def fix_host(host: Host) -> Plan:
 def verify_host(host: Host) -> None:
     """Read-only: probe, then the verification fix_host ends with; the report says so."""
     tolerate_lost_connections()
+    absolute_shell(host)
     policy = _policy(host)
     if policy is None:
         return
@@ -242,8 +332,10 @@ def verify_host(host: Host) -> None:
          "primary": diagnosis.primary},
     )
     settings = _verify_settings(snapshot, diagnosis, policy, _is_local(host))
+    settings["journaled"] = False
     verify_gpu(name="Verify: the model runs on the GPU", settings=settings,
-               record=lambda result, rolled_back: fix_report.record(result, rolled_back, None))
+               record=lambda result, rolled_back, state: fix_report.record(
+                   result, rolled_back, None, state))
 
 
 def _plain_value(value: Any) -> Any:

@@ -53,6 +53,20 @@ class FileState:
     sha256: str = "absent"
     content: bytes | None = None
 
+    def to_json(self) -> dict:
+        """A fact's value is plain data (pyinfra's fixtures hold facts as JSON)."""
+        out = {k: v for k, v in self.__dict__.items() if k != "content" and v not in ("", None)}
+        if self.content is not None:
+            out["text"] = self.content.decode("utf-8", errors="surrogateescape")
+        return out
+
+    @classmethod
+    def from_json(cls, path: str, data: dict) -> FileState:
+        fields_ = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        text = data.get("text")
+        content = text.encode("utf-8", errors="surrogateescape") if text is not None else None
+        return cls(**{"path": path, "state": "unsafe", **fields_, "content": content})
+
     @property
     def octal_mode(self) -> str:
         digits = ""
@@ -110,18 +124,23 @@ def _int(text: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-class RootFiles(FactBase[dict[str, FileState]]):
-    """The files a step edits, as root may see them: state, mode, owner, sha256, content."""
+class RootFiles(FactBase[dict[str, dict]]):
+    """The files a step edits, as root may see them: state, mode, owner, sha256, content
+    (plain data: `file_states()` turns it into FileState)."""
 
     @staticmethod
-    def default() -> dict[str, FileState]:
+    def default() -> dict[str, dict]:
         return {}
 
     def command(self, paths: list[str]) -> str:
         return change_text("read", *paths)
 
-    def process(self, output: list[str]) -> dict[str, FileState]:
-        return parse_read(output)
+    def process(self, output: list[str]) -> dict[str, dict]:
+        return {path: st.to_json() for path, st in parse_read(output).items()}
+
+
+def file_states(fact: dict[str, dict] | None) -> dict[str, FileState]:
+    return {path: FileState.from_json(path, data) for path, data in (fact or {}).items()}
 
 
 def put(path: str, content: str, mode: str, gid: int, old_sha: str) -> StringCommand:

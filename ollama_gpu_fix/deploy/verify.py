@@ -1,70 +1,76 @@
-"""Verification as a pyinfra operation: prove at execution time that the model runs on the GPU.
+"""Verification as a pyinfra operation: prove at execution time that the model runs on the GPU,
+then commit this run's transaction, or roll it back through the journal.
 
 It runs verify.sh on the host through a fact (one remote command; a fact is not a change),
-makes the verdict (ollama_gpu_fix.verdict) and yields nothing when the GPU does the work, so
-a run that changed nothing still counts as no change. When the GPU does not, it fails the
-host with the reason in one line; if this run changed the service environment it first
-restores the previous files, restarts Ollama and verifies again ("rolled back").
+makes the verdict (ollama_gpu_fix.verdict) and, on a run that changed nothing, yields nothing
+when the GPU does the work, so a no-op run still counts as no change. When the GPU does not
+and this run (or an interrupted one it resumed) changed something, every file the transaction
+changed is put back as it was found (change.sh rollback: root's own files, temp file + rename,
+mode and owner), Ollama restarts, the verification runs again, and the report says "rolled
+back" with the state the host was left in. Package changes are not undone: the plan said so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
 from pyinfra import host, logger, state
-from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from ollama_gpu_fix.deploy.facts import GpuVerification
-from ollama_gpu_fix.deploy.operations import fail_host, restore_commands
-from ollama_gpu_fix.dropin import ROLLED_BACK, STATE_DIR
+from ollama_gpu_fix.deploy.guard import fail_host, host_operation
+from ollama_gpu_fix.deploy.rootfiles import change
 from ollama_gpu_fix.nvml import nvml_processes
+from ollama_gpu_fix.report import printable
 from ollama_gpu_fix.verdict import Verdict, verdict
 
 
-@operation()
+@host_operation()
 def verify_gpu(
     settings: dict[str, Any],
-    record: Callable[[Verdict, bool], None] | None = None,
-    changed_service: Callable[[], list[str]] | None = None,
+    record: Callable[[Verdict, bool, str], None] | None = None,
+    changed: Callable[[], bool] | None = None,
 ):
-    """Run a model and check /api/ps and the GPU's process list; fail the host if the model
-    is not on the GPU (after rolling back this run's service changes).
+    """Run a model and check /api/ps and the GPU's process list; commit this run's
+    transaction, or roll it back and fail the host when the model is not on the GPU.
 
     + settings: api, model, tokens, wait, baseline, pull, min_gpu_percent, per_process,
-      gpu_expected, local (see ollama_gpu_fix.deploy.fix)
-    + record: called with the verdict and whether a rollback happened (the JSON report)
-    + changed_service: the service files this run changed (restored on failure)
+      gpu_expected, local, journaled, fingerprints (see ollama_gpu_fix.deploy.fix)
+    + record: called with the verdict, whether a rollback happened and the host's state
+    + changed: whether this run (or the interrupted one it resumed) changed anything
     """
     if not state.is_executing:
         return  # nothing to verify before anything ran (--dry, change detection)
     result = _run(settings)
+    journaled = bool(settings.get("journaled"))
     rolled_back = False
-    paths = changed_service() if changed_service and not result.passed else []
-    if paths:
-        for path in paths:
-            yield from restore_commands(path)
-        yield StringCommand("systemctl", "daemon-reload")
-        yield StringCommand("systemctl", "restart", "ollama.service")
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if result.passed:
+        where = "verified"
+        if journaled:
+            yield change("commit", "verified")
+    elif journaled and changed is not None and changed():
+        yield change("rollback", "restart")
         for fingerprint in settings.get("fingerprints", []):
-            yield StringCommand("mkdir", "-p", STATE_DIR)
-            yield StringCommand("echo", QuoteString(f"{fingerprint} {stamp}"), ">>",
-                                QuoteString(ROLLED_BACK))
+            yield change("remember", fingerprint)
+        yield change("commit", "rolled-back")
         rolled_back = True
         again = _run(settings)
-        result.reason += f"; rolled back {', '.join(paths)} (" + (
-            f"verified again: {again.reason})" if again.passed else f"still: {again.reason})"
-        )
+        result.reason += "; rolled back (" + (
+            f"verified again: {again.reason})" if again.passed else f"still: {again.reason})")
+        where = ("rolled back: as found" if again.passed or again.kind == "use"
+                 else f"needs a person: {again.reason}")
+    else:
+        where = "as found" if not (changed and changed()) else f"needs a person: {result.reason}"
+        if journaled:
+            yield change("commit", "failed")
     if record:
-        record(result, rolled_back)
+        record(result, rolled_back, where)
     if result.passed:
         line = f"on the GPU: {result.reason}" if result.kind == "use" else result.reason
-        host.log_styled(f"verified: {line}", fg="green", log_func=logger.info)
-        host.noop(line)
+        host.log_styled(printable(f"verified: {line}"), fg="green", log_func=logger.info)
+        host.noop(printable(line))
         return
-    yield FunctionCommand(fail_host, (f"not on the GPU: {result.reason}",), {})
+    yield from fail_host(f"not on the GPU: {result.reason}")
 
 
 def _run(settings: dict[str, Any]) -> Verdict:

@@ -211,6 +211,18 @@ def wsl_guest_driver_packages(packages: Iterable[str]) -> list[str]:
     return sorted(n for n in packages if _GUEST_DRIVER.match(n))
 
 
+# What else a purge of the guest driver may take: any part of NVIDIA's Linux driver (its
+# libraries, nvidia-smi, the persistence daemon, Debian's nvidia-driver-libs), which in a WSL2
+# guest only shadows the Windows driver's.
+_GUEST_DRIVER_PART = re.compile(
+    r"^(?:nvidia-(?!container)[a-z0-9.+-]+|libnvidia-[a-z0-9.+-]+|libcuda1(?:-i386)?"
+    r"|cuda-drivers(?:-\d{3})?|xserver-xorg-video-nvidia[a-z0-9.+-]*)$")
+
+
+def wsl_guest_driver_part(name: str) -> bool:
+    return bool(_GUEST_DRIVER.match(name) or _GUEST_DRIVER_PART.match(name))
+
+
 # ---- what steps install ----------------------------------------------------------------------
 
 # Ollama's Vulkan backend needs the loader and a Mesa driver (ollama/ollama@v0.33.0-rc2:

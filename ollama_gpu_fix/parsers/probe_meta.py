@@ -43,4 +43,6 @@ def parse(sections: Mapping[str, str]) -> ProbeMeta | None:
             meta.absent_files.append(value)
         elif key == "rolled-back" and re.fullmatch(r"[0-9a-f]{12}", value):
             meta.rolled_back.append(value)
+        elif key == "txn":
+            meta.transaction = value if value in ("open", "none") else None
     return meta

@@ -19,7 +19,12 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 from pyinfra_testing.operations import make_operation_tests  # noqa: E402
 
+import ollama_gpu_fix.deploy.rootfiles as rootfiles  # noqa: E402
+
 OURS = "ollama_gpu_fix.deploy"
+OUR_MODULES = ("operations", "service")
+# change.sh travels in front of every change command; the fixtures name it, not its 500 lines
+rootfiles.change_script = lambda: "<change.sh>"
 
 
 def folders() -> list[Path]:
@@ -29,7 +34,7 @@ def folders() -> list[Path]:
 def main() -> None:
     results: dict[str, str] = {}
     for folder in folders():
-        base = OURS if folder.name.startswith("operations.") else "pyinfra.operations"
+        base = OURS if folder.name.split(".")[0] in OUR_MODULES else "pyinfra.operations"
         cls = make_operation_tests(base, folder.name, folder)
         module, op = folder.name.rsplit(".", 1)
         prefix = f"test_{module}_{op}_"

@@ -1,4 +1,4 @@
-"""The custom operations (ollama_gpu_fix.deploy.operations) and the built-in ones each remedy
+"""The custom operations (ollama_gpu_fix.deploy.operations and .service) and the built-in ones each remedy
 calls, in pyinfra's own fixture style: facts in, commands out (tests/operations/
 <module>.<operation>/<case>.json), every operation with a no-op twin (`*_noop.json`: the host
 already as wanted, no command). Harness: pyinfra-testing (pyinfra's tests/util.py, packaged),

@@ -1,37 +1,27 @@
-"""ollama.service: the managed drop-in, what hides the GPU removed where it is set, groups."""
+"""ollama.service: the managed drop-in, what hides the GPU removed where it is set, groups,
+start. Restarts are decided once, after every step, from the running service's own state
+(ollama_gpu_fix.deploy.service.restart_ollama)."""
 
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import systemd
 
-from ollama_gpu_fix.deploy.operations import group_members, managed_file, remove_env_assignments
+from ollama_gpu_fix.deploy import service
+from ollama_gpu_fix.deploy.operations import group_members
 from ollama_gpu_fix.deploy.remedies import Applied
-from ollama_gpu_fix.dropin import DROPIN_NAME, DROPIN_PATH, render
+from ollama_gpu_fix.dropin import DROPIN_PATH
 
 
 @deploy("Ollama service environment")
 def service_env(
     env: dict[str, str], unset: list[str], edit: dict[str, list[str]], reasons: list[str]
 ) -> Applied:
-    """Remove EDIT's variables from the files that set them, write the managed drop-in with
-    ENV and UnsetEnvironment=UNSET (only when there is something to set)."""
-    applied = Applied()
-    why = f"hides or overrides the GPU; managed in {DROPIN_NAME}" if env else "hides the GPU"
-    for path, names in sorted(edit.items()):
-        op = remove_env_assignments(
-            name=f"Remove {', '.join(names)} where set: {path}", path=path, names=names, why=why
-        )
-        applied.unit.append(op)
-        applied.rollback.append((op, path))
-    if env or unset:
-        content = render(env, unset, reasons)
-        op = managed_file(name=f"Write {DROPIN_PATH}", path=DROPIN_PATH, content=content)
-        applied.unit.append(op)
-        applied.rollback.append((op, DROPIN_PATH))
-    applied.restart += applied.unit
-    applied.ops += applied.unit
-    return applied
+    """Remove EDIT's variables from the files that set them and write the managed drop-in
+    with ENV and UnsetEnvironment=UNSET, as one checked change (deploy/service.py)."""
+    op = service.service_environment(
+        name=f"Write {DROPIN_PATH}" + (f"; edit {', '.join(sorted(edit))}" if edit else ""),
+        env=env, unset=unset, edit=edit, reasons=reasons)
+    return Applied(restart=[op], ops=[op])
 
 
 @deploy("GPU device groups")
@@ -45,6 +35,5 @@ def gpu_groups(users: list[str], groups: list[str]) -> Applied:
 
 @deploy("Start Ollama")
 def start_service() -> Applied:
-    op = systemd.service(name="Enable and start ollama.service", service="ollama.service",
-                         running=True, enabled=True)
+    op = service.start_service(name="Enable and start ollama.service")
     return Applied(ops=[op])

@@ -12,14 +12,19 @@ from pyinfra.api import deploy
 from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
-from ollama_gpu_fix.deploy.operations import apt_idle, apt_purge
+from ollama_gpu_fix import actions as act
+from ollama_gpu_fix.deploy.operations import apt_idle, apt_purge, journal
 from ollama_gpu_fix.deploy.remedies import Applied
 
 
 @deploy("Linux driver in WSL2")
 def wsl2_purge_guest_driver(packages: list[str], lock_timeout: int = 120) -> Applied:
     idle = apt_idle(name="Wait for apt", timeout=lock_timeout)
-    purge = apt_purge(name=f"Purge {', '.join(packages)}", packages=packages, protect=[],
-                      lock_timeout=lock_timeout)
+    begin = journal(name="Journal: purge the guest driver", action=act.WSL2_PURGE_GUEST_DRIVER,
+                    phase="begin")
+    purge = apt_purge(name=f"Purge {', '.join(packages)}", packages=packages,
+                      family="wsl-guest-driver", lock_timeout=lock_timeout)
     cache = server.shell(name="ldconfig", commands=["ldconfig"], _if=any_changed(purge))
-    return Applied(restart=[purge], ops=[idle, purge, cache])
+    done = journal(name="Journal: guest driver purged", action=act.WSL2_PURGE_GUEST_DRIVER,
+                   phase="done")
+    return Applied(restart=[purge], ops=[idle, begin, purge, cache, done])
