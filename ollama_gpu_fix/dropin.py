@@ -16,8 +16,9 @@ from collections.abc import Iterable, Mapping
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ollama_gpu_fix import unitfile
 from ollama_gpu_fix.knowledge.environment import writable
-from ollama_gpu_fix.parsers.systemd import split_word_spans
+from ollama_gpu_fix.unitfile import Kind
 
 UNIT = "ollama.service"
 DROPIN_DIR = "/etc/systemd/system/ollama.service.d"
@@ -28,7 +29,7 @@ STATE_DIR = "/var/lib/ollama-gpu-fix"
 # every file a fix changed (change.sh)
 BACKUP_DIR = f"{STATE_DIR}/txn.last"
 ROLLED_BACK = f"{STATE_DIR}/rolled-back"  # fingerprints of changes a verification undid
-MARK = "# ollama-gpu-fix removed"
+MARK = unitfile.MARK
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # systemd would expand % specifiers and unescape backslashes; a newline ends the setting
@@ -71,38 +72,25 @@ def render(
     )
 
 
-def remove_assignments(text: str, names: Iterable[str], why: str) -> str:
-    """TEXT (a unit drop-in or an EnvironmentFile) without assignments to NAMES.
-
-    In a unit, each `Environment=` line keeps its other words; the removed ones are named in
-    a comment above it (a line left with no word becomes that comment: an empty Environment=
-    would wipe every earlier assignment, PATH included). In an environment file, a
-    `NAME=value` or `export NAME=value` line becomes a comment. Idempotent: removed words
-    are gone, so a second pass changes nothing."""
-    wanted = set(names)
-    out: list[str] = []
-    for line in text.split("\n"):
-        key, eq, value = line.partition("=")
-        stripped = key.strip()
-        if eq and stripped == "Environment":
-            kept, gone = [], []
-            for word, start, end in split_word_spans(value):
-                name = word.partition("=")[0]
-                (gone if name in wanted else kept).append(value[start:end])
-            if gone:
-                out.append(f"{MARK} ({why}): {' '.join(gone)}")
-                if kept:
-                    out.append(f"{key}={' '.join(kept)}")
-                continue
-        elif eq and not stripped.startswith(("#", ";", "[")):
-            name = stripped.removeprefix("export ").strip()
-            if name in wanted:
-                out.append(f"{MARK} ({why}): {line}")
-                continue
-        out.append(line)
-    return "\n".join(out)
+def guess_kind(text: str) -> Kind:
+    """The kind of TEXT when the caller does not say: a unit file or drop-in ("unit") when it has
+    a `[Section]` header or an `Environment=` key, else an EnvironmentFile= ("env"). A caller
+    that knows which file it edits should pass the kind."""
+    for line in unitfile.logical_lines(text):
+        pair = line.assignment
+        if line.section is not None or (pair is not None and pair[0] == "Environment"):
+            return "unit"
+    return "env"
 
 
-def sets_any(text: str, names: Iterable[str]) -> bool:
-    """Does this unit file or environment file assign one of NAMES (outside comments)?"""
-    return remove_assignments(text, names, "") != text
+def remove_assignments(text: str, names: Iterable[str], why: str, kind: Kind | None = None) -> str:
+    """TEXT (a unit drop-in or an EnvironmentFile) without assignments to NAMES, edited on
+    logical lines as systemd reads them (ollama_gpu_fix.unitfile.remove_assignments): a
+    continued line is replaced whole, an Environment= line keeps its other words, and no
+    empty Environment= is ever written. Idempotent."""
+    return unitfile.remove_assignments(text, names, why, kind or guess_kind(text))
+
+
+def sets_any(text: str, names: Iterable[str], kind: Kind | None = None) -> bool:
+    """Does this unit file or environment file assign one of NAMES, as systemd reads it?"""
+    return unitfile.sets_any(text, names, kind or guess_kind(text))

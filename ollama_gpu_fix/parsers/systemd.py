@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from ollama_gpu_fix.parsers import probe_meta
 from ollama_gpu_fix.parsers.kernel import section_lines
 from ollama_gpu_fix.snapshot import Line, SystemdUnit, UnitFile
+from ollama_gpu_fix.unitfile import logical_lines_of
 
 _SIMPLE_ESCAPES = {
     "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
@@ -113,20 +114,21 @@ def parse_environment(value: str, into: dict[str, str] | None = None) -> dict[st
 
 
 def _logical_lines(lines: list[tuple[Line, str]]) -> list[tuple[Line, str]]:
-    """Join unit-file continuation lines (trailing backslash -> one space)."""
+    """(first line, joined text) for each logical line, read as systemd reads it
+    (ollama_gpu_fix.unitfile.logical_lines_of). A backslash continues a line, and comment
+    lines inside a continuation are skipped. Each file `systemctl cat` prints (from its
+    `# /path` header on) is read on its own, so a continuation never runs into the next file.
+    A comment line outside a continuation stays in the list, because it carries systemctl's
+    own notes."""
+    chunks: list[list[tuple[Line, str]]] = [[]]
+    for pair in lines:
+        if _HEADER.match(pair[1]):
+            chunks.append([])
+        chunks[-1].append(pair)
     out: list[tuple[Line, str]] = []
-    pending: tuple[Line, str] | None = None
-    for line, text in lines:
-        if pending is not None:
-            text = pending[1] + " " + text
-            line = pending[0]
-            pending = None
-        if text.endswith("\\") and not text.startswith(("#", ";")):
-            pending = (line, text[:-1].rstrip())
-            continue
-        out.append((line, text))
-    if pending is not None:
-        out.append(pending)
+    for chunk in chunks:
+        found = logical_lines_of([text for _, text in chunk])
+        out += [(chunk[logical.lines[0]][0], logical.text) for logical in found]
     return out
 
 

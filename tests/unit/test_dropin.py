@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ollama_gpu_fix.dropin import DROPIN_PATH, DropinError, remove_assignments, render, sets_any
+from ollama_gpu_fix.dropin import (
+    DROPIN_PATH,
+    MARK,
+    DropinError,
+    guess_kind,
+    remove_assignments,
+    render,
+    sets_any,
+)
 from ollama_gpu_fix.parsers.systemd import parse
 
 
@@ -57,14 +65,50 @@ def test_removal_keeps_the_rest_and_says_why() -> None:
     out = remove_assignments(UNIT, ["CUDA_VISIBLE_DEVICES", "HSA_OVERRIDE_GFX_VERSION"], "hid it")
     dropin = _environment(out, "/etc/systemd/system/ollama.service.d/override.conf")
     assert dropin.environment == {"PATH": "/usr/bin:/bin", "OLLAMA_DEBUG": "1"}
-    assert "# ollama-gpu-fix removed (hid it): \"CUDA_VISIBLE_DEVICES=-1\"" in out
+    assert f"{MARK} (hid it): \"CUDA_VISIBLE_DEVICES=-1\"" in out
     # a line left with nothing becomes the comment: an empty Environment= would reset PATH
     assert "Environment=\n" not in out and "Environment=\"\"" not in out
     assert remove_assignments(out, ["CUDA_VISIBLE_DEVICES"], "again") == out  # idempotent
 
 
 def test_environment_files() -> None:
-    text = "# defaults\nexport CUDA_VISIBLE_DEVICES=-1\nOLLAMA_MODELS=/srv/models\n"
+    text = "# defaults\nCUDA_VISIBLE_DEVICES=-1\nOLLAMA_MODELS=/srv/models\n"
     out = remove_assignments(text, ["CUDA_VISIBLE_DEVICES"], "hid the GPU")
-    assert "OLLAMA_MODELS=/srv/models" in out and "\nexport CUDA" not in out
+    assert out == (
+        "# defaults\n# ollama-gpu-fix removed (hid the GPU): CUDA_VISIBLE_DEVICES=-1\n"
+        "#CUDA_VISIBLE_DEVICES=-1\nOLLAMA_MODELS=/srv/models\n"
+    )
     assert sets_any(text, ["CUDA_VISIBLE_DEVICES"]) and not sets_any(out, ["CUDA_VISIBLE_DEVICES"])
+
+
+def test_export_is_not_an_assignment_to_systemd() -> None:
+    # env-file.c has no `export`: the key is "export CUDA_VISIBLE_DEVICES", which exec drops
+    text = "export CUDA_VISIBLE_DEVICES=-1\n"
+    assert not sets_any(text, ["CUDA_VISIBLE_DEVICES"])
+    assert remove_assignments(text, ["CUDA_VISIBLE_DEVICES"], "hid the GPU") == text
+
+
+def test_a_continued_environment_line_goes_whole() -> None:
+    text = "[Service]\nEnvironment=OLLAMA_KEEP_ALIVE=1h \\\n    CUDA_VISIBLE_DEVICES=-1\nNoNewPrivileges=yes\n"
+    out = remove_assignments(text, ["CUDA_VISIBLE_DEVICES"], "hid the GPU")
+    assert out.endswith("\nEnvironment=OLLAMA_KEEP_ALIVE=1h\nNoNewPrivileges=yes\n")
+    assert not any(line.endswith("\\") for line in out.splitlines())
+    assert _environment(out).environment == {"OLLAMA_KEEP_ALIVE": "1h"}
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [("[Service]\nUser=x\n", "unit"), ("Environment=A=1\n", "unit"), ("A=1\n", "env"),
+     ("# [Service]\nA=1\n", "env"), ("", "env")],
+)
+def test_guess_kind(text: str, kind: str) -> None:
+    assert guess_kind(text) == kind
+
+
+def test_the_kind_can_be_given() -> None:
+    # an environment file may hold a line that looks like a section header (systemd ignores it)
+    text = "[cluster]\nCUDA_VISIBLE_DEVICES=-1\n"
+    assert not sets_any(text, ["CUDA_VISIBLE_DEVICES"])
+    assert sets_any(text, ["CUDA_VISIBLE_DEVICES"], "env")
+    out = remove_assignments(text, ["CUDA_VISIBLE_DEVICES"], "hid it", kind="env")
+    assert "\n#CUDA_VISIBLE_DEVICES=-1\n" in out

@@ -97,6 +97,32 @@ def test_cat_other_sections_ignored_and_exec_start_reset() -> None:
     assert unit.exec_start == "/opt/ollama/bin/ollama serve" and unit.user is None
 
 
+def test_cat_comment_lines_inside_a_continuation_are_skipped() -> None:
+    # systemd skips a comment line inside a continuation, so User= joins the Environment= value
+    text = (
+        "# /etc/systemd/system/ollama.service.d/override.conf\n[Service]\n"
+        "Environment=OLLAMA_KEEP_ALIVE=1h \\\n# CUDA_VISIBLE_DEVICES=-1\nUser=ollama\n"
+        "Environment=A=1 \\\n; note\n  B=2\n"
+    )
+    unit = systemd.parse({"systemctl-cat.txt": text})
+    assert unit is not None and len(unit.dropins) == 1
+    env = unit.dropins[0].environment
+    assert env == {"OLLAMA_KEEP_ALIVE": "1h", "User": "ollama", "A": "1", "B": "2"}
+    assert unit.user is None  # "User=ollama" became a word of the Environment= value
+
+
+def test_cat_a_continuation_stops_at_the_next_file() -> None:
+    text = (
+        "# /etc/systemd/system/ollama.service\n[Service]\nEnvironment=A=1 \\\n"
+        "# /etc/systemd/system/ollama.service.d/override.conf\n[Service]\nUser=ollama\n"
+    )
+    unit = systemd.parse({"systemctl-cat.txt": text})
+    assert unit is not None and unit.fragment is not None
+    assert unit.fragment.environment == {"A": "1"}
+    assert [d.path for d in unit.dropins] == ["/etc/systemd/system/ollama.service.d/override.conf"]
+    assert unit.user == "ollama"
+
+
 def test_show_effective_state() -> None:
     unit = systemd.parse(sample("systemctl-show.txt", "active.txt"))
     assert unit is not None
