@@ -168,8 +168,8 @@ def plan(diagnosis: Diagnosis, snapshot: Snapshot, policy: Policy, local: bool =
             continue
         translate = _TRANSLATORS.get(remedy.action)
         steps = translate(finding, host, result) if translate else []
-        if not steps:  # nothing this tool may change fixes it
-            _advise(result, diagnosis, finding, remedy.summary)
+        if not steps:  # nothing this tool may change fixes it (alone: see _block_on_primary)
+            result.advice.append(f"{finding.code}: {remedy.summary}")
             continue
         for step in steps:
             step.evidence = _evidence(step.action, finding.evidence)
@@ -190,7 +190,7 @@ def plan(diagnosis: Diagnosis, snapshot: Snapshot, policy: Policy, local: bool =
             step.params["lock_timeout"] = policy.apt_lock_timeout
     _gate(result, host)
     _reboot(result, host)
-    _block_on_primary(result, diagnosis)
+    _block_on_primary(result, diagnosis, errors)
     return result
 
 
@@ -200,10 +200,20 @@ def _advise(result: Plan, diagnosis: Diagnosis, finding: Finding, summary: str) 
         result.blocked = f"{finding.code} needs a person: {summary}"
 
 
-def _block_on_primary(result: Plan, diagnosis: Diagnosis) -> None:
+def _block_on_primary(result: Plan, diagnosis: Diagnosis, errors: list[Finding]) -> None:
+    """Nothing runs when the primary cause's own fix cannot: every step for it refused, or
+    none at all (its values were not the tool's to write, and no other finding's step sets
+    them)."""
+    if result.blocked is not None:
+        return
     primary_steps = [s for s in result.steps if diagnosis.primary in s.codes]
-    if result.blocked is None and primary_steps and all(s.refused for s in primary_steps):
+    if primary_steps and all(s.refused for s in primary_steps):
         result.blocked = f"{diagnosis.primary}: {primary_steps[0].refused}"
+        return
+    primary = next((f for f in errors if f.code == diagnosis.primary), None)
+    if primary is not None and primary.remedy and primary.remedy.automatic and not primary_steps:
+        if not any(s.refused is None for s in result.steps):
+            result.blocked = f"{primary.code} needs a person: {primary.remedy.summary}"
 
 
 def _evidence(action_name: str, lines: list[Line]) -> list[str]:

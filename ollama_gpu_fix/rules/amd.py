@@ -26,6 +26,9 @@ def rocm_missing(ctx: Context) -> Iterator[Finding]:
     evidence += ctx.lines("amd-no-rocm-lib", "amd-comgr")
     if ctx.platform != "container":
         evidence += ctx.lines("amd-kfd-not-loaded")
+        if evidence or ctx.lines("amd-kfd-not-loaded"):
+            # the host's own state: the live probe found no /dev/kfd (the kernel side)
+            evidence += ctx.probe_line("absent=/dev/kfd")
     libs = ctx.s.ollama_libs
     needs_rocm = [
         g for g in ctx.amd_gfx if amd.supported(g, ctx.version) or amd.override_for(g, ctx.version)

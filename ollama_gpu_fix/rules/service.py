@@ -134,12 +134,15 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
     wanted: dict[str, str] = {}
     origins: dict[str, str] = {}  # where each wanted value was found (who wrote it)
     # 1. set in a shell profile, which systemd never reads
+    # (only root's, the system's and the service user's own files: another user's ~/.bashrc is
+    # that user's wish for the shells they start, not a setting of the system service)
     for item in s.shell_env or []:
+        if not trusted_origin(item.file, _user(ctx)):
+            continue
         if env is not None and env.get(item.name) != item.value:
             evidence.append(item.raw or Line("shell-env.txt", f"{item.file}:{item.name}"))
-            if item.name not in wanted or not trusted_origin(origins[item.name], _user(ctx)):
-                wanted[item.name] = item.value
-                origins[item.name] = item.file
+            wanted[item.name] = item.value
+            origins[item.name] = item.file
     unit, proc = s.unit, s.process
     # 2. written in a unit file but not in the manager's view (no daemon-reload)
     if unit:

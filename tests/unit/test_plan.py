@@ -170,3 +170,110 @@ def test_params_are_the_deploy_keyword_arguments() -> None:
                 continue
             signature = inspect.signature(remedies[step.action].__wrapped__)
             signature.bind(**step.params)  # raises when the plan and the deploy disagree
+
+
+# ---- no change without evidence a user cannot plant (issue 12) -------------------------------
+
+BASHRC = ("/home/mallory/.bashrc:export CUDA_VISIBLE_DEVICES=7\n"
+          "/home/mallory/.bashrc:export HSA_OVERRIDE_GFX_VERSION=11.0.0\n")
+
+
+def test_another_users_bashrc_is_never_written_into_the_service() -> None:
+    result = _plan(_amd(**{"shell-env.txt": BASHRC}))
+    (step,) = result.runnable
+    assert step.params["env"] == {"HSA_OVERRIDE_GFX_VERSION": "10.3.0"}  # from the gfx table
+    assert step.codes == ["rocm-gfx-unsupported"]  # mallory's wishes are no finding at all
+
+
+def test_an_override_of_the_wrong_family_is_not_written_even_from_root() -> None:
+    shell = "/etc/profile.d/zz-gfx.sh:export HSA_OVERRIDE_GFX_VERSION=11.0.0\n"
+    result = _plan(_amd(**{"shell-env.txt": shell}))
+    step = result.runnable[0]
+    assert step.params["env"]["HSA_OVERRIDE_GFX_VERSION"] == "10.3.0"
+    assert any("11.0.0 is not written (not the override for this host's GPUs (gfx1031:"
+               " 10.3.0))" in a for a in result.advice), result.advice
+
+
+def test_roots_own_profile_value_of_the_right_family_is_written() -> None:
+    shell = "/root/.bashrc:export HSA_OVERRIDE_GFX_VERSION=10.3.0\n"
+    sections = _amd(**{"shell-env.txt": shell})
+    result = _plan(sections)
+    assert result.runnable[0].params["env"] == {"HSA_OVERRIDE_GFX_VERSION": "10.3.0"}
+
+
+def test_a_cuda_12_path_is_not_cuda_11() -> None:
+    """`cuda-1` is a prefix of cuda-12.2: a substring test installed NVIDIA's repository."""
+    dropin = ("\n# /etc/systemd/system/ollama.service.d/cuda.conf\n[Service]\n"
+              'Environment="LD_LIBRARY_PATH=/usr/local/cuda-12.2/lib64"\n')
+    result = _plan(_nvidia(**{"nvidia-smi.txt": SMI_580, "systemctl-cat.txt": UNIT + dropin,
+                              "ollama-serve.log": _log(CPU_ONLY, version="0.9.0")}))
+    assert not any(s.action == "cuda_toolkit" for s in result.steps)
+
+
+def test_stale_cuda_is_told_by_release_not_by_name() -> None:
+    packages = ("nvidia-cuda-toolkit 12.4.131~12.4.1-2\nlibcudart12 12.4.127~12.4.1-2\n"
+                "cuda-toolkit-11-8 11.8.0-1\nlibcufft10 11.8.89~11.8.0-5~deb12u1\n")
+    dropin = ("\n# /etc/systemd/system/ollama.service.d/cuda.conf\n[Service]\n"
+              'Environment="LD_LIBRARY_PATH=/usr/local/cuda-11.8/lib64"\n')
+    result = _plan(_nvidia(**{"nvidia-smi.txt": SMI_580, "packages.txt": packages,
+                              "systemctl-cat.txt": UNIT + dropin,
+                              "ollama-serve.log": _log(CPU_ONLY)}))
+    toolkit = next(s for s in result.steps if s.action == "cuda_toolkit")
+    assert toolkit.params["purge"] == ["cuda-toolkit-11-8"]  # Debian 13's 12.4 toolkit stays
+    assert toolkit.evidence and all("knowledge" not in e for e in toolkit.evidence)
+
+
+def test_a_ld_so_conf_line_is_removed_not_the_file() -> None:
+    toolkits = ("ldconf /etc/ld.so.conf /usr/local/cuda-11.8/lib64\n"
+                "ldconf /etc/ld.so.conf include /etc/ld.so.conf.d/*.conf\n")
+    result = _plan(_nvidia(**{"nvidia-smi.txt": SMI_580, "cuda-toolkits.txt": toolkits,
+                              "packages.txt": "cuda-toolkit-11-8 11.8.0-1\n",
+                              "ollama-serve.log": _log(CPU_ONLY)}))
+    toolkit = next(s for s in result.steps if s.action == "cuda_toolkit")
+    assert toolkit.params["ldconf_remove"] == {"/etc/ld.so.conf": ["/usr/local/cuda-11.8/lib64"]}
+    assert toolkit.files == ["/etc/ld.so.conf"]
+
+
+def test_every_step_names_its_files_and_evidence() -> None:
+    from ollama_gpu_fix.deploy.fix import render_plan
+
+    dropin = ("\n# /etc/systemd/system/ollama.service.d/cpu-only.conf\n[Service]\n"
+              'Environment="CUDA_VISIBLE_DEVICES=-1"\n')
+    show = SHOW + 'Environment="PATH=/usr/bin" CUDA_VISIBLE_DEVICES=-1\n'
+    result = _plan(_nvidia(**{"nvidia-smi.txt": SMI_580, "systemctl-cat.txt": UNIT + dropin,
+                              "systemctl-show.txt": show, "ollama-serve.log": _log(CPU_ONLY)}))
+    (step,) = result.runnable
+    assert step.files == ["/etc/systemd/system/ollama.service.d/zz-ollama-gpu-fix.conf",
+                          "/etc/systemd/system/ollama.service.d/cpu-only.conf"]
+    text = render_plan(result, "h")
+    assert "files: /etc/systemd/system/ollama.service.d/zz-ollama-gpu-fix.conf," in text
+    assert "because: systemctl-" in text
+
+
+def test_a_step_without_host_state_evidence_is_refused() -> None:
+    """Log text alone (which HTTP clients can put in Ollama's log) never installs packages."""
+    from ollama_gpu_fix.findings import Diagnosis, Finding, Remedy
+    from ollama_gpu_fix.snapshot import Line
+
+    snapshot = build_snapshot(_nvidia(**{"nvidia-smi.txt": SMI_580,
+                                         "packages.txt": "cuda-toolkit-11-8 11.8.0-1\n"}))
+    finding = Finding("cuda-runtime-mismatch", "error", "x",
+                      [Line("ollama-serve.log", "cudart 11 picked")],
+                      Remedy("cuda_toolkit", "x", True))
+    result = plan(Diagnosis([finding], "cuda-runtime-mismatch"), snapshot,
+                  policy_from_host_data({}, Path("/tmp")))
+    toolkit = next(s for s in result.steps if s.action == "cuda_toolkit")
+    assert toolkit.refused and "no line of this host's own state" in toolkit.refused
+    assert result.blocked
+
+
+def test_secure_boot_refuses_amdgpu_dkms_too() -> None:
+    sections = {"probe-meta.txt": META_NATIVE + "absent=/dev/kfd\n", "os-release.txt": OS_DEBIAN,
+                "proc-version.txt": PROC_NATIVE, "pci-devices.txt": PCI_6700XT,
+                "mokutil.txt": "SecureBoot enabled\n", "systemctl-cat.txt": UNIT,
+                "systemctl-show.txt": SHOW, "ollama-serve.log": _log(
+                    'time=2024-08-13T16:46:10Z level=INFO source=amd_linux.go:90 msg="amdgpu'
+                    ' devices detected but kfd driver not loaded"', CPU_ONLY, version="0.11.10")}
+    result = _plan(sections, allow_driver_change=True, allow_reboot=True)
+    amd = next(s for s in result.steps if s.action == "amdgpu_driver")
+    assert amd.refused and "Secure Boot" in amd.refused
