@@ -82,7 +82,7 @@ class RunningService(FactBase[dict]):
             "  tr '\\n\\000' '?\\n' </proc/$p/environ 2>/dev/null | head -c 262144 |"
             "   sed -n 's/^\\(\\(CUDA_\\|NVIDIA_\\|HIP_\\|ROCR_\\|HSA_\\|GGML_\\|OLLAMA_\\|GPU_\\|"
             "LD_LIBRARY_PATH\\|JETSON_\\|AMD_\\)[A-Za-z0-9_]*=.*\\)/env \\1/p';"
-            "  sed -n 's/^\\(Gid\\|Groups\\):/\\1/p' /proc/$p/status 2>/dev/null;;"
+            "  grep -E '^(Gid|Groups):' /proc/$p/status 2>/dev/null;;"
             " esac;"
             f" for g in {names}; do getent group \"$g\" | cut -d: -f1,3 | sed 's/^/group /'; done;"
             " true"
@@ -99,8 +99,8 @@ class RunningService(FactBase[dict]):
             elif kind == "env" and found.environ is not None:
                 name, _, value = rest.partition("=")
                 found.environ[name] = value
-            elif kind in ("Gid:", "Groups:"):
-                found.gids.update(int(w) for w in rest.split() if w.isdigit())
+            elif line.startswith(("Gid:", "Groups:")):
+                found.gids.update(int(w) for w in line.split()[1:] if w.isdigit())
             elif kind == "group":
                 name, _, gid = rest.partition(":")
                 if gid.isdigit():
