@@ -102,8 +102,42 @@ def spec(the_plan: Plan, snapshot: Snapshot, api: str | None = None) -> Spec:
             _apt(out, step)
     if any(act.SYSTEMD in s.checks for s in steps) and unit:
         out.envfiles = list(unit.environment_files)
-    out.port = _hostport(api) if api else "127.0.0.1:11434"
+    host_value = (unit.environment.get("OLLAMA_HOST") if unit else None) or next(
+        (f.environment["OLLAMA_HOST"] for f in reversed(
+            ([unit.fragment] if unit and unit.fragment else []) + (unit.dropins if unit else []))
+         if "OLLAMA_HOST" in f.environment), None)
+    out.port = _hostport(api) if api else ollama_hostport(host_value)
     return out
+
+
+def ollama_hostport(value: str | None) -> str:
+    """OLLAMA_HOST as Ollama reads it (envconfig.Host: an optional scheme, a host that may be
+    an [IPv6] address, the default port 11434, 80/443 for a bare http/https), as host:port for
+    a client on the same machine (0.0.0.0 and :: are asked on loopback)."""
+    text = (value or "").strip().strip("\"'")
+    port = "11434"
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        rest = text
+    elif scheme == "https":
+        port = "443"
+    elif scheme == "http":
+        port = "80"
+    rest = rest.split("/", 1)[0].rpartition("@")[2]
+    if rest.startswith("["):
+        hostname, _, tail = rest[1:].partition("]")
+        port = tail[1:] if tail.startswith(":") and tail[1:].isdigit() else port
+        hostname = f"[{hostname}]"
+    elif rest.count(":") == 1:
+        hostname, _, maybe = rest.partition(":")
+        port = maybe if maybe.isdigit() else port
+    else:
+        hostname = f"[{rest}]" if ":" in rest else rest
+    if hostname in ("", "0.0.0.0"):
+        hostname = "127.0.0.1"
+    elif hostname in ("[::]", "[::0]"):
+        hostname = "[::1]"
+    return f"{hostname}:{port}"
 
 
 def _apt(out: Spec, step: Step) -> None:

@@ -211,3 +211,14 @@ def test_garbage_output_refuses() -> None:
     the_plan, snapshot = _plan_of(_amd())
     verdict = pf.judge(pf.spec(the_plan, snapshot), "sh: 1: syntax error\n")
     assert verdict.problems == ["the preflight printed nothing (sh, or the connection, failed)"]
+
+
+def test_the_port_comes_from_the_units_own_ollama_host() -> None:
+    """A disabled service on another port: its own OLLAMA_HOST, not 11434 by assumption."""
+    dropin = ("\n# /etc/systemd/system/ollama.service.d/override.conf\n[Service]\n"
+              'Environment="OLLAMA_HOST=127.0.0.1:11500"\n')
+    sections = _amd(**{"systemctl-cat.txt": UNIT + dropin})
+    the_plan, snapshot = _plan_of(sections)
+    assert pf.spec(the_plan, snapshot).port == "127.0.0.1:11500"
+    assert pf.ollama_hostport("http://0.0.0.0:8080") == "127.0.0.1:8080"
+    assert pf.ollama_hostport("[::]") == "[::1]:11434"
