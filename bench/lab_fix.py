@@ -5,8 +5,13 @@ REPEAT runs each:
 - on a healthy host (--one): deploys/diagnose.py vs the no-op fix (probe, plan with nothing
   to change, verification by a timed generation): the ratio is the price of the proof;
 - the no-op fix on that host alone vs on every host in parallel;
-- the SSH exec requests each host's own sshd logged for one no-op fix of every host.
+- the SSH exec requests each host's own sshd logged for one no-op fix of every host;
+- what the preflight costs (issue 12): on hosts whose plan still has steps after the first
+  fix (the preflight refused them), `--dry` (probe, plan, preflight) against diagnose alone,
+  for a host whose plan has apt work (--apt-host: apt simulated in a scratch configuration)
+  and one whose plan only edits the service (--service-host).
 Needs root, like the lab. Usage: python bench/lab_fix.py [--repeat N] [--one HOST]
+[--only PROFILE ...]
 """
 
 from __future__ import annotations
@@ -48,16 +53,27 @@ def timed_fix(limit: str | list[str] | None, repeat: int) -> tuple[list[float], 
     return times, changed
 
 
+def timed_dry(host: str, repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            times.append(fix_run.run(Path(tmp), ["--limit", host, "--dry"]).seconds)
+    return times
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--one", default="nvidia-healthy")
+    ap.add_argument("--apt-host", default="real-held-package")
+    ap.add_argument("--service-host", default="real-readonly-etc")
+    ap.add_argument("--only", nargs="*", help="profiles to boot (default: all)")
     args = ap.parse_args()
     why = prerequisites()
     if why:
         print(f"bench: cannot run: {why}", file=sys.stderr)
         return 2
-    lab = Lab()
+    lab = Lab(args.only)
     try:
         lab.up()
         with tempfile.TemporaryDirectory() as tmp:
@@ -75,6 +91,14 @@ def main() -> int:
         healthy, changed_fine = timed_fix(fine, args.repeat)
         execs = {h: after[h][0] - before[h][0] for h in after}
         med = statistics.median
+        preflight = {}
+        for label, name in (("apt", args.apt_host), ("service", args.service_host)):
+            if name in first.reports:
+                alone = med(timed([name], args.repeat))
+                dry = med(timed_dry(name, args.repeat))
+                preflight[label] = {"host": name, "diagnose_s": round(alone, 2),
+                                    "dry_fix_with_preflight_s": round(dry, 2),
+                                    "ratio": round(dry / alone, 2)}
         result = {
             "hosts": len(lab.hosts), "repeat": args.repeat,
             "first_fix_all_hosts_s": round(first.seconds, 2),
@@ -90,6 +114,7 @@ def main() -> int:
             "controller_cpu_s_noop_fix_all_hosts": round(med(CPU["all"][1:]), 2),
             "hosts_changed_by_a_noop_run": sorted(changed_once | changed_one | changed_every | changed_fine),
             "exec_requests_per_host_per_noop_fix": execs,
+            "preflight": preflight,
         }
     finally:
         lab.down()
@@ -103,6 +128,9 @@ def main() -> int:
           f" SSH exec requests per host "
           f"{min(execs)}..{max(execs)}; hosts changed by a no-op run: "
           f"{len(result['hosts_changed_by_a_noop_run'])}")
+    for label, row in result["preflight"].items():
+        print(f"bench: preflight ({label} plan) on {row['host']}: diagnose {row['diagnose_s']}s,"
+              f" --dry with preflight {row['dry_fix_with_preflight_s']}s (x{row['ratio']})")
     return 0
 
 
