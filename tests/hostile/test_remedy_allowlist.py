@@ -28,12 +28,22 @@ def test_writable(name: str, value: str, ok: bool) -> None:
     assert writable(name, value) is ok
 
 
-def test_an_override_found_in_a_profile_is_still_written() -> None:
-    """The honest case: a known override in ~/.bashrc that the service never saw."""
+def test_an_override_found_in_roots_profile_is_still_written() -> None:
+    """The honest case: a known override in root's ~/.bashrc that the service never saw."""
     snapshot = build_snapshot({
-        "shell-env.txt": "/home/u/.bashrc:export HSA_OVERRIDE_GFX_VERSION=10.3.0\n",
+        "shell-env.txt": "/root/.bashrc:export HSA_OVERRIDE_GFX_VERSION=10.3.0\n",
         "systemctl-show.txt": "ActiveState=active\nSubState=running\nUser=ollama\nEnvironment=\n",
     })
     finding = next(f for f in diagnose(snapshot).findings if f.code == "override-not-applied")
     assert finding.remedy and finding.remedy.automatic
     assert finding.remedy.params["env"] == {"HSA_OVERRIDE_GFX_VERSION": "10.3.0"}
+
+
+def test_another_users_profile_is_not_the_services_setting() -> None:
+    """Issue 12: root never carries another user's ~/.bashrc into a system service; it is not
+    even a finding (that user's shells are not ollama.service)."""
+    snapshot = build_snapshot({
+        "shell-env.txt": "/home/u/.bashrc:export HSA_OVERRIDE_GFX_VERSION=10.3.0\n",
+        "systemctl-show.txt": "ActiveState=active\nSubState=running\nUser=ollama\nEnvironment=\n",
+    })
+    assert not [f for f in diagnose(snapshot).findings if f.code == "override-not-applied"]
