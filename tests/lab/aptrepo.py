@@ -24,10 +24,15 @@ REPOS: dict[str, tuple[str, str, str, list[str]]] = {
     "debian": ("debian", "tree", config.DEBIAN_SUITE,
                ["main", "contrib", "non-free", "non-free-firmware"]),
     "nvidia": ("nvidia/debian12/x86_64/", "flat", "", []),
+    "nvidia-ubuntu2404": ("nvidia/ubuntu2404/x86_64/", "flat", "", []),
     "nvidia-container": ("libnvidia-container/stable/deb/amd64/", "flat", "", []),
     "rocm": ("rocm/apt/6.1.2", "tree", "jammy", ["main"]),
     "amdgpu": ("amdgpu/6.1.2/ubuntu", "tree", "jammy", ["main"]),
 }
+# NVIDIA publishes the same packages for every distribution, each repository with its own
+# cuda-keyring: a stub of the first repository is served in the others too, unless that
+# repository has its own package of that name.
+MIRRORED = {"nvidia": ["nvidia-ubuntu2404"]}
 KEY_PATHS = ["ogf-lab-archive-keyring.gpg", "rocm/rocm.gpg.key", "libnvidia-container/gpgkey"]
 
 
@@ -101,19 +106,28 @@ def build_repos(webroot: Path, workdir: Path, signer: Signer) -> dict[str, str]:
         (webroot / rel).write_bytes(keyring if rel.endswith(".gpg") else armored)
     repo_urls = urls()
     entries: dict[tuple[str, str], list[str]] = {}
-    for pkg in debs.all_packages(repo_urls):
-        path, layout, suite, _components = REPOS[pkg.repo]
-        base = webroot / path
-        if layout == "flat":
-            pool, component = base, ""
-        else:
-            component = "non-free" if pkg.section.startswith("non-free") else "main"
-            pool = base / "pool" / component / pkg.name[0] / pkg.name
-        pool.mkdir(parents=True, exist_ok=True)
-        deb = debs.build(pkg, workdir, pool, keyring)
-        entries.setdefault((pkg.repo, component), []).append(
-            _packages_entry(pkg, deb, str(deb.relative_to(base)) if layout != "flat"
-                            else "./" + deb.name))
+    pkgs = debs.all_packages(repo_urls)
+    own = {(p.repo, p.name) for p in pkgs}
+    for pkg in pkgs:
+        deb = None
+        for repo in [pkg.repo] + MIRRORED.get(pkg.repo, []):
+            if repo != pkg.repo and (repo, pkg.name) in own:
+                continue
+            path, layout, suite, _components = REPOS[repo]
+            base = webroot / path
+            if layout == "flat":
+                pool, component = base, ""
+            else:
+                component = "non-free" if pkg.section.startswith("non-free") else "main"
+                pool = base / "pool" / component / pkg.name[0] / pkg.name
+            pool.mkdir(parents=True, exist_ok=True)
+            if deb is None:
+                deb = debs.build(pkg, workdir, pool, keyring)
+            else:
+                deb = Path(shutil.copy(deb, pool / deb.name))
+            entries.setdefault((repo, component), []).append(
+                _packages_entry(pkg, deb, str(deb.relative_to(base)) if layout != "flat"
+                                else "./" + deb.name))
     for key, (path, layout, suite, components) in REPOS.items():
         base = webroot / path
         base.mkdir(parents=True, exist_ok=True)
@@ -137,6 +151,14 @@ def _write_index(directory: Path, text: str) -> None:
     (directory / "Packages").write_text(text)
     with gzip.open(directory / "Packages.gz", "wt") as out:
         out.write(text)
+
+
+def host_urls(os_name: str, urls: dict[str, str]) -> dict[str, str]:
+    """The repository URLs a host of OS_NAME uses (what a profile's {nvidia}, {debian}, {rocm},
+    {amdgpu} and {repo_base} stand for): NVIDIA's repository is per distribution."""
+    nvidia = urls.get(f"nvidia-{os_name}", urls["nvidia"])
+    return {"nvidia": nvidia, "debian": urls["debian"], "rocm": urls["rocm"],
+            "amdgpu": urls["amdgpu"], "repo_base": config.repo_url("").rstrip("/")}
 
 
 def serve(webroot: Path, log: Path) -> subprocess.Popen:

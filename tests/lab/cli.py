@@ -3,7 +3,9 @@ deploys/fix_gpu.py, tear down, print the verdict.
 
 The last line is always `lab: H hosts, primary-correct P/H, converged C/H, second-run changes K`:
 converged = the first fix run ended as the profile says (verified on the GPU, or its
-documented refusal) and the second changed nothing; K = hosts the second run changed.
+documented refusal), the second changed nothing, protected paths and after_checks held, and
+the host is no worse than before the fix (tests/lab/noworse.py); K = hosts the second run
+changed (-1: unknown, the lab could not run or the second run printed no results).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 got = result.primaries.get(p.name)
                 ok = got == p.expected_primary
                 correct += ok
-                print(f"lab: {p.name:<24} expected {p.expected_primary:<28} got {got}"
+                print(f"lab: {p.name:<28} expected {p.expected_primary:<28} got {got}"
                       f"{'' if ok else '   <-- MISMATCH'}", file=sys.stderr)
             print(f"lab: diagnose took {result.seconds:.1f}s (pyinfra exit {result.returncode})",
                   file=sys.stderr)
@@ -85,19 +87,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fix_twice(lab: Lab, tmp: Path) -> tuple[int, int]:
-    """deploys/fix_gpu.py over every host, twice; (converged hosts, hosts the second changed)."""
+    """deploys/fix_gpu.py over every host, twice; (converged hosts, hosts the second changed).
+    Under each host that did not converge: every check that failed, and the judge's notes."""
     twice = fix_run.fix_twice(lab, tmp)
     print(twice.first.stderr[-6000:], file=sys.stderr)
     for p in lab.profiles:
         judged = twice.judged[p.name]
-        ok = judged.ok and not judged.second_run_changes
-        print(f"lab: fix {p.name:<24} expected {p.expected_fix:<16} "
-              f"{'ok' if ok else 'NOT CONVERGED'}: {judged.why}"
+        print(f"lab: fix {p.name:<28} expected {p.expected_fix:<16} "
+              f"{'ok' if judged.converged else 'NOT CONVERGED'}: {judged.why}"
               f"{'; second run changed it' if judged.second_run_changes else ''}",
               file=sys.stderr)
+        for line in judged.problems:
+            print(f"lab:     {line}", file=sys.stderr)
+        for line in judged.notes:
+            print(f"lab:     note: {line}", file=sys.stderr)
     print(f"lab: fix took {twice.first.seconds:.1f}s, second run {twice.second.seconds:.1f}s",
           file=sys.stderr)
-    return twice.converged, len(twice.second.changed)
+    return twice.converged, twice.second_run_changes
 
 
 if __name__ == "__main__":

@@ -111,6 +111,17 @@ def _toolkit(name: str, version: str, repo: str, cuda: str, prefix: str) -> Pkg:
                postinst=postinst, postrm=postrm)
 
 
+def _cuda_keyring(repo: str, distro: str, url: str) -> Pkg:
+    """NVIDIA's keyring package of one distribution's repository: it writes that repository's
+    source (cuda-<distro>-x86_64.list) itself."""
+    return Pkg("cuda-keyring", "1.1-1", repo, "NVIDIA CUDA repository keyring (lab stub)",
+               arch="all", files={
+                   "/usr/share/keyrings/cuda-archive-keyring.gpg": ("keyring", ""),
+                   f"/etc/apt/sources.list.d/cuda-{distro}-x86_64.list": (
+                       f"deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] {url} /\n"),
+               })
+
+
 def all_packages(urls: dict[str, str]) -> list[Pkg]:
     pkgs = [_driver(n, v, r) for n, (v, r) in NVIDIA_DRIVERS.items()]
     pkgs += [
@@ -136,13 +147,8 @@ def all_packages(urls: dict[str, str]) -> list[Pkg]:
             depends=["nvidia-driver-550 (>= 550.90.07)"]),
         Pkg("cuda-drivers-570", "570.172.08-1", "nvidia", "CUDA 570 drivers (lab stub)",
             depends=["nvidia-driver-570 (>= 570.172.08)"]),
-        Pkg("cuda-keyring", "1.1-1", "nvidia", "NVIDIA CUDA repository keyring (lab stub)",
-            arch="all", files={
-                "/usr/share/keyrings/cuda-archive-keyring.gpg": ("keyring", ""),
-                "/etc/apt/sources.list.d/cuda-debian12-x86_64.list": (
-                    "deb [signed-by=/usr/share/keyrings/cuda-archive-keyring.gpg] "
-                    f"{urls['nvidia']} /\n"),
-            }),
+        _cuda_keyring("nvidia", "debian12", urls["nvidia"]),
+        _cuda_keyring("nvidia-ubuntu2404", "ubuntu2404", urls["nvidia-ubuntu2404"]),
         _toolkit("cuda-toolkit-12-4", "12.4.1-1", "nvidia", "12.4", "/usr/local/cuda-12.4"),
         _toolkit("cuda-toolkit-12-8", "12.8.1-1", "nvidia", "12.8", "/usr/local/cuda-12.8"),
         _toolkit("cuda-toolkit-11-8", "11.8.0-1", "nvidia", "11.8", "/usr/local/cuda-11.8"),
@@ -225,7 +231,7 @@ def control(pkg: Pkg) -> str:
 
 def build(pkg: Pkg, workdir: Path, outdir: Path, keyring: bytes) -> Path:
     """Lay out the package tree and run dpkg-deb."""
-    root = workdir / pkg.name
+    root = workdir / pkg.repo / pkg.name
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN/control").write_text(control(pkg))
     for script, body in (("postinst", pkg.postinst), ("postrm", pkg.postrm)):

@@ -48,6 +48,8 @@ def run(report_dir: Path, limit: list[str] | None = None, extra: list[str] | Non
     proc = subprocess.run(cmd, cwd=config.REPO_ROOT, capture_output=True, text=True,
                           timeout=timeout)
     seconds = time.monotonic() - t0
+    if config.RUN_DIR.is_dir():  # kept in .cache/last-run-logs at teardown
+        (config.RUN_DIR / "pyinfra-diagnose.log").write_text(proc.stdout + proc.stderr)
     primaries: dict[str, str | None] = {}
     for path in sorted(report_dir.glob("*.json")):
         try:

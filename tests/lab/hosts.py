@@ -64,10 +64,20 @@ def run_in(host: Host, script: str, log: Path) -> int:
                               stdin=subprocess.DEVNULL).returncode
 
 
+WSL_INIT = "/usr/lib/ogf-lab/wslinit"
+
+
 def boot(host: Host) -> subprocess.Popen:
-    """Start the host under supervise.py (restarts it on reboot); returns the supervisor."""
-    cmd = nspawn_base(host) + ["--boot", "--console=read-only",
-                               "--capability=CAP_SYS_ADMIN"]
+    """Start the host under supervise.py (restarts it on reboot); returns the supervisor.
+
+    A systemd host boots (--boot: systemd is PID 1). A WSL host without systemd runs the lab's
+    WSL init as PID 1 instead (hostfiles/wslinit), which stops on SIGTERM: nspawn without
+    --boot would SIGKILL it otherwise."""
+    cmd = nspawn_base(host) + ["--console=read-only", "--capability=CAP_SYS_ADMIN"]
+    if host.profile.init == "wsl":
+        cmd += ["--kill-signal=SIGTERM", WSL_INIT]
+    else:
+        cmd += ["--boot"]
     out = open(host.dir / "console.log", "ab")
     supervisor = [sys.executable, str(config.LAB_DIR / "supervise.py")]
     return subprocess.Popen(supervisor + cmd, stdout=out, stderr=subprocess.STDOUT,
@@ -138,9 +148,12 @@ class SSH:
                               timeout=timeout)
 
 
+INIT_NAMES = ("systemd", "init")  # a booted host's systemd, a WSL host's init
+
+
 def container_init(supervisor_pid: int) -> int | None:
-    """PID (on this machine) of the systemd that runs inside a lab host: the child of the
-    systemd-nspawn that the host's supervisor started."""
+    """PID (on this machine) of the init (systemd, or WSL's init) that runs inside a lab host:
+    the child of the systemd-nspawn that the host's supervisor started."""
     def children(pid: int) -> list[int]:
         try:
             text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -151,17 +164,17 @@ def container_init(supervisor_pid: int) -> int | None:
     for nspawn in children(supervisor_pid):
         for child in children(nspawn):
             try:
-                if Path(f"/proc/{child}/comm").read_text().strip() == "systemd":
+                if Path(f"/proc/{child}/comm").read_text().strip() in INIT_NAMES:
                     return child
             except OSError:
                 continue
     return None
 
 
-def run_inside(supervisor_pid: int, argv: list[str]) -> subprocess.CompletedProcess:
+def run_inside(supervisor_pid: int, argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     """Run a command inside a lab host without SSH (its sshd may be the thing that is down)."""
     init = container_init(supervisor_pid)
     if init is None:
-        raise RuntimeError("the lab host's systemd is not running")
+        raise RuntimeError("the lab host's init is not running")
     return subprocess.run(["nsenter", "-t", str(init), "-m", "-u", "-i", "-n", "-p", "--", *argv],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=timeout)

@@ -3,7 +3,8 @@
 Up: cached Debian base, per-run SSH and signing keys, signed apt repositories served on the lab
 bridge, one network namespace + overlay + profile machine per host, packages installed with the
 host's own apt from those repositories, hosts booted in parallel, the Ollama double installed
-over SSH as install.sh would, and inventories/lab.py written. Down: everything recorded in
+over SSH as install.sh would, each profile's post_install lines run over SSH, what each host
+claims to be recorded, and inventories/lab.py written. Down: everything recorded in
 .run/state.json is undone (processes by PID, mounts, namespaces, links, run directories), also
 after a crash of a previous run.
 """
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.lab import aptrepo, base_image, config, hostprep, hosts, inventory, network
+from tests.lab.noworse import sections
 from tests.lab.profiles import Profile, load_all
 
 
@@ -47,16 +49,20 @@ class Lab:
         self.ssh: hosts.SSH | None = None
         self.urls: dict[str, str] = {}
         self.timings: dict[str, float] = {}
+        self.claims: dict[str, dict[str, str]] = {}  # host -> what it says it is (after up)
+        self.lock = threading.Lock()
 
     # ------------------------------------------------------------------ state bookkeeping
 
     def save(self) -> None:
         config.RUN_DIR.mkdir(parents=True, exist_ok=True)
-        config.STATE_FILE.write_text(json.dumps(self.state, indent=1))
+        with self.lock:
+            config.STATE_FILE.write_text(json.dumps(self.state, indent=1))
 
     def record_pid(self, label: str, proc: subprocess.Popen) -> None:
         """Remember a process we started, with the argv it runs (to refuse a reused PID)."""
-        self.state["pids"][label] = {"pid": proc.pid, "argv": [str(a) for a in proc.args]}
+        with self.lock:
+            self.state["pids"][label] = {"pid": proc.pid, "argv": [str(a) for a in proc.args]}
         self.save()
 
     # ------------------------------------------------------------------ up
@@ -69,8 +75,7 @@ class Lab:
         teardown_stale(self.log)
         base = base_image.ensure_base(self.log)
         self.timings["base"] = time.monotonic() - t0
-        if config.RUN_DIR.exists():
-            shutil.rmtree(config.RUN_DIR)
+        remove_run_dir()
         config.RUN_DIR.mkdir(parents=True)
         self.save()
         self.ssh = self.make_keys()
@@ -114,13 +119,21 @@ class Lab:
             if not hosts.wait_port(host.net.address, 22, deadline):
                 raise RuntimeError(f"{host.name}: sshd did not come up, see "
                                    f"{host.dir / 'console.log'}")
+        self.parallel(self.check_hardware, workers=len(self.hosts))
         self.timings["boot"] = time.monotonic() - t0
         self.log("lab: installing the Ollama double over SSH")
         self.parallel(self.install_ollama, workers=len(self.hosts))
         self.timings["ollama"] = time.monotonic() - t0
+        if any(h.profile.post_install for h in self.hosts):
+            self.log("lab: running the profiles' post_install lines over SSH")
+            self.parallel(self.post_install, workers=len(self.hosts))
+        self.parallel(self.record_claims, workers=len(self.hosts))
+        self.timings["post_install"] = time.monotonic() - t0
         inventory.write(self.hosts, self.ssh, self.urls)
-        self.log(f"lab: {len(self.hosts)} hosts up in {time.monotonic() - t0:.0f}s, "
-                 f"inventory {config.INVENTORY_PATH.relative_to(config.REPO_ROOT)}")
+        phases = ", ".join(f"{k} {v:.0f}s" for k, v in self.timings.items())
+        self.log(f"lab: {len(self.hosts)} hosts up in {time.monotonic() - t0:.0f}s ({phases} "
+                 f"from the start), inventory "
+                 f"{config.INVENTORY_PATH.relative_to(config.REPO_ROOT)}")
 
     def make_keys(self) -> hosts.SSH:
         d = config.RUN_DIR / "ssh"
@@ -147,15 +160,77 @@ class Lab:
             raise RuntimeError(f"{host.name}: package install failed, see "
                                f"{host.dir / 'provision.log'}")
 
+    def check_hardware(self, host: hosts.Host) -> None:
+        """The machine must be laid out before anything reads it: a host whose
+        ogf-lab-hw.service failed plays no machine at all (a lab fault, never the fix's)."""
+        if host.profile.init == "wsl":
+            return  # its init runs hwboot itself and says so on the console
+        assert self.ssh
+        res = self.ssh.run(host.net.address, "systemctl is-failed ogf-lab-hw.service; "
+                           "journalctl -b -u ogf-lab-hw.service --no-pager | tail -20")
+        out = res.stdout.decode(errors="replace")
+        if not out.startswith("active"):
+            raise RuntimeError(f"{host.name}: the lab's hardware unit did not run: {out[-1500:]}")
+
     def install_ollama(self, host: hosts.Host) -> None:
-        if not host.profile.ollama_version:
+        """install.sh's work over SSH; on a WSL host without systemd nothing starts Ollama but
+        wsl.conf's boot command, so the distro is then restarted (wsl --terminate, then wsl)
+        and its init runs that command."""
+        p = host.profile
+        if not p.ollama_version:
             return
         assert self.ssh
-        res = self.ssh.run(host.net.address, "\n".join(ollama_commands(host.profile)))
-        (host.dir / "install-ollama.log").write_bytes(res.stdout + res.stderr)
+        res = self.ssh.run(host.net.address, "\n".join(ollama_commands(p)))
+        log = host.dir / "install-ollama.log"
+        log.write_bytes(res.stdout + res.stderr)
         if res.returncode != 0:
             raise RuntimeError(f"{host.name}: Ollama install failed: "
                                f"{res.stderr.decode(errors='replace')[-400:]}")
+        if p.init != "wsl":
+            return
+        self.restart(host)
+        res = self.ssh.run(host.net.address, "/usr/lib/ogf-lab/ollama-up")
+        with open(log, "ab") as out:
+            out.write(res.stdout + res.stderr)
+        if res.returncode != 0:
+            raise RuntimeError(f"{host.name}: wsl.conf's boot command did not start Ollama: "
+                               f"{res.stderr.decode(errors='replace')[-400:]}")
+
+    def restart(self, host: hosts.Host) -> None:
+        """Stop the host's container and start it again (a WSL distro: wsl --terminate, then
+        wsl); returns when its sshd answers."""
+        label = f"nspawn:{host.name}"
+        hosts.stop_pid(self.state["pids"][label]["pid"])
+        self.record_pid(label, hosts.boot(host))
+        if not hosts.wait_port(host.net.address, 22, time.monotonic() + 60):
+            raise RuntimeError(f"{host.name}: sshd did not come back after the restart, see "
+                               f"{host.dir / 'console.log'}")
+
+    def post_install(self, host: hosts.Host) -> None:
+        """The profile's post_install lines as root over SSH (set -e): what the owner, or an
+        attacker, did after Ollama was installed. A background process must leave SSH's
+        stdio (setsid -f CMD </dev/null >/dev/null 2>&1, or systemd-run --uid=USER), or the
+        session never ends."""
+        lines = post_install_lines(host.profile, self.urls)
+        if not lines:
+            return
+        assert self.ssh
+        try:
+            res = self.ssh.run(host.net.address, "\n".join(lines), timeout=120)
+        except subprocess.TimeoutExpired as err:
+            raise RuntimeError(f"{host.name}: post_install did not end within 120 s (a "
+                               "background process kept SSH's stdout open?)") from err
+        (host.dir / "post-install.log").write_bytes(res.stdout + res.stderr)
+        if res.returncode != 0:
+            raise RuntimeError(f"{host.name}: post_install failed (exit {res.returncode}): "
+                               f"{res.stderr.decode(errors='replace')[-600:]}")
+
+    def record_claims(self, host: hosts.Host) -> None:
+        """What the host says it is, right after up: its OS, its init, its users and
+        processes (test_lab checks that profiles' hosts are what they claim)."""
+        assert self.ssh
+        res = self.ssh.run(host.net.address, CLAIMS, timeout=60)
+        self.claims[host.name] = sections(res.stdout.decode(errors="replace"))
 
     def cut_when_changed(self, name: str, stop: threading.Event) -> threading.Thread:
         """Fault ssh-stop: the moment the fix starts changing host NAME (its first backup
@@ -184,7 +259,9 @@ class Lab:
         entry = self.state["pids"].get(f"nspawn:{name}")
         if not entry:
             return False
-        start = hosts.run_inside(entry["pid"], ["systemctl", "start", "ssh.socket", "ssh.service"])
+        # ssh.service only: Debian 12 runs sshd from it (ssh.socket is disabled); starting both
+        # races them for port 22 and fails one of them now and then
+        start = hosts.run_inside(entry["pid"], ["systemctl", "start", "ssh.service"])
         active = hosts.run_inside(entry["pid"], ["systemctl", "is-active", "ollama.service"])
         audit = hosts.run_inside(entry["pid"], ["dpkg", "--audit"])
         self.log(f"lab: revived {name}: ssh {start.returncode}, ollama "
@@ -197,14 +274,49 @@ class Lab:
         return teardown(self.state, self.log)
 
 
+CLAIMS = """echo '@@ login-path'; printf '%s\\n' "$PATH"
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+echo '@@ os-release'; cat /etc/os-release
+echo '@@ lsb-release'; cat /etc/lsb-release 2>/dev/null
+echo '@@ sources'; ls -1 /etc/apt/sources.list.d
+echo '@@ systemd'; if [ -d /run/systemd/system ]; then echo yes; else echo no; fi
+echo '@@ pid1'; cat /proc/1/comm
+echo '@@ users'; getent passwd mallory alice
+echo '@@ processes'; ps -eo user:20=,args=
+true"""
+
+
+def post_install_lines(p: Profile, urls: dict[str, str]) -> list[str]:
+    """The profile's post_install lines with {nvidia}, {debian}, {rocm}, {amdgpu} and
+    {repo_base} replaced by this host's repository URLs (other braces stay: shell's own)."""
+    if not p.post_install:
+        return []
+    values = aptrepo.host_urls(p.os, urls)
+    lines = ["set -e", "export DEBIAN_FRONTEND=noninteractive"]
+    for line in p.post_install:
+        for key, url in values.items():
+            line = line.replace("{" + key + "}", url)
+        lines.append(line)
+    return lines
+
+
 def package_commands(p: Profile, urls: dict[str, str]) -> list[str]:
     """Shell lines that give a host the profile's packages the way its owner installed them:
     the vendors' documented repository recipes, then apt. The lab's hosts and the Vagrant VM
-    run the same lines."""
+    run the same lines. NVIDIA's repository is the host's distribution's."""
     lines = []
+    nvidia = aptrepo.host_urls(p.os, urls)["nvidia"]
     if "nvidia" in p.repos:  # NVIDIA's documented recipe (ollama-anchor.md 7.2)
-        lines += [f"curl -fsSLo /tmp/cuda-keyring.deb {urls['nvidia']}cuda-keyring_1.1-1_all.deb",
+        lines += [f"curl -fsSLo /tmp/cuda-keyring.deb {nvidia}cuda-keyring_1.1-1_all.deb",
                   "dpkg -i /tmp/cuda-keyring.deb", "rm -f /tmp/cuda-keyring.deb"]
+    if "nvidia-manual" in p.repos:  # the owner's own source: NVIDIA's key, no cuda-keyring
+        lines += [f"curl -fsSLo /tmp/cuda-keyring.deb {nvidia}cuda-keyring_1.1-1_all.deb",
+                  "dpkg-deb -x /tmp/cuda-keyring.deb /tmp/cuda-keyring",
+                  "install -D -m 644 /tmp/cuda-keyring/usr/share/keyrings/"
+                  "cuda-archive-keyring.gpg /etc/apt/keyrings/nvidia-cuda.gpg",
+                  f"echo 'deb [signed-by=/etc/apt/keyrings/nvidia-cuda.gpg] {nvidia} /' "
+                  "> /etc/apt/sources.list.d/nvidia-cuda.list",
+                  "rm -rf /tmp/cuda-keyring /tmp/cuda-keyring.deb"]
     if {"rocm", "amdgpu"} & set(p.repos):  # AMD's documented recipe, key as .asc
         key = config.repo_url("rocm/rocm.gpg.key")
         lines += ["mkdir -p --mode=0755 /etc/apt/keyrings",
@@ -223,17 +335,23 @@ def package_commands(p: Profile, urls: dict[str, str]) -> list[str]:
 def ollama_commands(p: Profile, wait_s: int = 10) -> list[str]:
     """Shell lines that install the Ollama double as the profile's version, its drop-ins, and
     load the model once (the user had run it before asking why it was slow). WAIT_S bounds
-    the wait for the API after the restart (a VM under TCG needs longer than a container)."""
+    the wait for the API after the restart (a VM under TCG needs longer than a container).
+    A WSL host without systemd stops after the install: wsl.conf's boot command starts
+    Ollama there (Lab.install_ollama)."""
     double = (config.LAB_DIR / "ollama_double.py").read_text()
     double = double.replace('VERSION = "0.0.0"', f'VERSION = "{p.ollama_version}"', 1)
     script = (config.HOSTFILES_DIR / "install-ollama.sh").read_text()
     parts = ["set -e", "umask 022", stage("/tmp/ogf-ollama", double),
              stage("/tmp/ogf-install.sh", script),
+             # install.sh asks whether systemd runs: let a just-booted host finish booting
+             "timeout 60 systemctl is-system-running --wait >/dev/null 2>&1 || true",
              f"sh /tmp/ogf-install.sh {p.ollama_version} {ollama_era(p.ollama_version)} "
              f"{1 if p.ollama_manual_install else 0}"]
     for name, text in p.dropins.items():
         parts += ["mkdir -p /etc/systemd/system/ollama.service.d",
                   stage(f"/etc/systemd/system/ollama.service.d/{name}", text)]
+    if p.init == "wsl":
+        return parts + ["rm -f /tmp/ogf-ollama /tmp/ogf-install.sh"]
     return parts + [
         "rm -f /tmp/ogf-ollama /tmp/ogf-install.sh", "systemctl daemon-reload",
         "systemctl restart ollama",
@@ -297,12 +415,22 @@ def teardown(state: dict, log) -> list[str]:
         except OSError:
             pass
     keep_logs()
-    if config.RUN_DIR.exists():
-        shutil.rmtree(config.RUN_DIR, ignore_errors=True)
+    remove_run_dir()
     left = leftovers()
     if left:
         log("lab: teardown left: " + ", ".join(left))
     return left
+
+
+def remove_run_dir() -> None:
+    """Remove .run; a host may have made files immutable (chattr +i lands in its overlay's
+    upper directory): clear that flag where removal failed, then remove again."""
+    if not config.RUN_DIR.exists():
+        return
+    shutil.rmtree(config.RUN_DIR, ignore_errors=True)
+    if config.RUN_DIR.exists():
+        subprocess.run(["chattr", "-R", "-f", "-i", str(config.RUN_DIR)], capture_output=True)
+        shutil.rmtree(config.RUN_DIR, ignore_errors=True)
 
 
 def stop_recorded(entry: dict) -> None:

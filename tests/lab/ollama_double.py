@@ -24,14 +24,15 @@ import glob
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# http.server and urllib are imported where used: `serve` must reach its listen() as fast as
+# a Go binary does (see serve), and the CLI needs no server.
 
 VERSION = "0.0.0"  # replaced by the lab's installer with the version this host plays
 GPU_TOKENS_PER_S = 45.0
@@ -623,6 +624,8 @@ def keep_alive(value: object) -> timedelta:
 
 
 def make_handler(state: State):
+    from http.server import BaseHTTPRequestHandler
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -781,18 +784,32 @@ def crash_fault() -> None:
 
 
 def serve() -> None:
+    # cmd.RunServer listens first, then server.Serve logs its config: a port already taken
+    # ends the process before any log line, within milliseconds of its start as a Go binary
+    # does (so systemd sees a crash loop, not a server that is still importing)
+    hostport = host_port()
+    host, port = hostport.rsplit(":", 1)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, int(port)))
+        listener.listen(128)
+    except OSError as err:
+        print(f"Error: listen tcp {hostport}: bind: {(err.strerror or str(err)).lower()}",
+              file=sys.stderr)
+        sys.exit(1)
+    from http.server import ThreadingHTTPServer
+
+    httpd = ThreadingHTTPServer((host, int(port)), make_handler(State([], 4096)),
+                                bind_and_activate=False)
+    httpd.socket.close()
+    httpd.socket = listener
+    httpd.server_address = listener.getsockname()
     log("INFO", "routes.go:1554", "server config", env=server_config())
     crash_fault()
     n = len(installed_models())
     log("INFO", "images.go:522", f"total blobs: {2 * n}")
     log("INFO", "images.go:529", "total unused blobs removed: 0")
-    hostport = host_port()
-    host, port = hostport.rsplit(":", 1)
-    try:
-        httpd = ThreadingHTTPServer((host, int(port)), make_handler(State([], 4096)))
-    except OSError as err:
-        print(f"Error: listen tcp {hostport}: bind: {err.strerror.lower()}", file=sys.stderr)
-        sys.exit(1)
     log("INFO", "routes.go:1607", f"Listening on {hostport} (version {VERSION})")
     devices = discover()
     ctx = log_vram_line(log_inference_compute(devices))
@@ -806,6 +823,8 @@ def serve() -> None:
 
 
 def client_get(path: str) -> dict:
+    import urllib.request
+
     with urllib.request.urlopen(f"http://{host_port()}{path}", timeout=5) as resp:
         return json.load(resp)
 
@@ -823,7 +842,7 @@ def cli_version() -> int:
         print(f"ollama version is {v}")
         if v != VERSION:
             print(f"Warning: client version is {VERSION}")
-    except (OSError, urllib.error.URLError, ValueError):
+    except (OSError, ValueError):  # URLError is an OSError
         print("Warning: could not connect to a running Ollama instance")
         print(f"Warning: client version is {VERSION}")
     return 0
@@ -841,7 +860,7 @@ def not_running() -> int:
 def cli_ps() -> int:
     try:
         models = client_get("/api/ps")["models"]
-    except (OSError, urllib.error.URLError, ValueError):
+    except (OSError, ValueError):  # URLError is an OSError
         return not_running()
     rows = [("NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL")]
     for m in models:
@@ -868,7 +887,7 @@ def cli_ps() -> int:
 def cli_list() -> int:
     try:
         models = client_get("/api/tags")["models"]
-    except (OSError, urllib.error.URLError, ValueError):
+    except (OSError, ValueError):  # URLError is an OSError
         return not_running()
     rows = [("NAME", "ID", "SIZE", "MODIFIED")]
     rows += [(m["name"], m["digest"][:12], human_size(m["size"]), "2 days ago") for m in models]

@@ -13,6 +13,12 @@ except ModuleNotFoundError:  # Python 3.10
 from tests.lab import config
 from tests.lab.gpus import CHIPSET, GPUS
 
+OSES = ("debian12", "ubuntu2404")
+INITS = ("systemd", "wsl")
+FAULTS = ("apt-lock", "ssh-stop", "interrupt-after-write")
+EXPECTED_FIX = ("verified", "refused", "reboot required", "rolled back", "failed", "lost",
+                "bad host data")
+
 
 @dataclass
 class Profile:
@@ -30,11 +36,21 @@ class Profile:
     secure_boot: str = "disabled"
     wsl2: bool = False
     # what deploys/fix_gpu.py must end with: verified, refused, reboot required, rolled back,
-    # lost (the host vanished mid-run), bad host data; and a phrase of its one-line reason
+    # failed (verification failed for a stated reason), lost (the host vanished mid-run), bad
+    # host data; and a phrase of its one-line reason
     expected_fix: str = "verified"
     expected_reason: str = ""
     host_data: dict = field(default_factory=dict)  # this host's data in the lab inventory
-    faults: list[str] = field(default_factory=list)  # apt-lock, ssh-stop
+    faults: list[str] = field(default_factory=list)  # apt-lock, ssh-stop, interrupt-after-write
+    # what the owner (or an attacker) did after Ollama was installed: shell lines run as root
+    # over SSH (set -e) before the first diagnosis; {nvidia} {debian} {rocm} {amdgpu}
+    # {repo_base} stand for the lab's repository URLs
+    post_install: list[str] = field(default_factory=list)
+    os: str = "debian12"  # what the host says it is: debian12 or ubuntu2404
+    init: str = "systemd"  # PID 1: systemd (booted), or wsl (WSL's /init, no systemd)
+    protect: list[str] = field(default_factory=list)  # paths no fix run may change
+    after_checks: list[str] = field(default_factory=list)  # shell lines that must exit 0 after
+    allow_failed: list[str] = field(default_factory=list)  # units an attacker may leave failed
     extra: dict = field(default_factory=dict)
 
     def hardware(self) -> dict:
@@ -106,7 +122,19 @@ def load(path: Path) -> Profile:
         "expected_reason",
         "host_data",
         "faults",
+        "post_install",
+        "os",
+        "init",
+        "protect",
+        "after_checks",
+        "allow_failed",
     }
+    for key, allowed in (("os", OSES), ("init", INITS), ("expected_fix", EXPECTED_FIX)):
+        if key in data and data[key] not in allowed:
+            raise ValueError(f"{path.name}: {key} = {data[key]!r}, expected one of {allowed}")
+    unknown = set(data.get("faults", [])) - set(FAULTS)
+    if unknown:
+        raise ValueError(f"{path.name}: unknown faults {sorted(unknown)}, known: {FAULTS}")
     return Profile(
         name=path.stem,
         expected_primary=data["expected_primary"],
@@ -125,6 +153,12 @@ def load(path: Path) -> Profile:
         expected_reason=data.get("expected_reason", ""),
         host_data=data.get("host_data", {}),
         faults=data.get("faults", []),
+        post_install=data.get("post_install", []),
+        os=data.get("os", "debian12"),
+        init=data.get("init", "systemd"),
+        protect=data.get("protect", []),
+        after_checks=data.get("after_checks", []),
+        allow_failed=data.get("allow_failed", []),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

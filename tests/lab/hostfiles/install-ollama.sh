@@ -2,7 +2,8 @@
 # Install the Ollama test double the way Ollama's scripts/install.sh installs Ollama
 # (ollama-anchor.md 1.1 and 1.3): binary in /usr/local/bin, libraries in /usr/local/lib/ollama
 # (ROCm bundle only when lspci shows an AMD GPU and nvidia-smi is absent), the ollama system
-# user with render/video, and the unit written exactly as install.sh writes it.
+# user with render/video, and the unit written exactly as install.sh writes it (enabled only
+# where systemd is running, as install.sh's configure_systemd does).
 # Usage: install-ollama.sh VERSION ERA MANUAL   (binary staged at /tmp/ogf-ollama)
 # MANUAL=1 plays the manual install of docs/linux.mdx, which adds no render/video groups.
 set -eu
@@ -58,8 +59,20 @@ Environment="PATH=$PATH"
 [Install]
 WantedBy=default.target
 EOF2
-systemctl daemon-reload
-systemctl enable ollama >/dev/null 2>&1
+# install.sh enables the unit only where systemd runs (`systemctl is-system-running` says
+# running or degraded); elsewhere (WSL2 without systemd) it warns and leaves the unit written
+# but unused.
+case "$(systemctl is-system-running 2>/dev/null || true)" in
+  running|degraded)
+    status "Enabling and starting ollama service..."
+    systemctl daemon-reload
+    systemctl enable ollama >/dev/null 2>&1;;
+  *)
+    echo "WARNING: systemd is not running"
+    if grep -qi microsoft /proc/version; then
+      echo "WARNING: see https://learn.microsoft.com/en-us/windows/wsl/systemd#how-to-enable-systemd to enable it"
+    fi;;
+esac
 
 # The model a user had pulled before the GPU went missing (no network in the lab).
 M=/usr/share/ollama/.ollama/models/manifests/registry.ollama.ai/library/qwen2.5
