@@ -24,6 +24,8 @@ _RUNTIME = re.compile(
     r"|LiveMountResult|ExecMainHandoffTimestampMonotonic)$"
     r"|(?:Current|Peak|NSec|Bytes|Packets|Operations)$|^Effective|^MemoryAvailable"
 )
+# Properties whose word order means something (a later EnvironmentFile= wins).
+_ORDERED = frozenset({"EnvironmentFiles"})
 _EXEC_RUNTIME = re.compile(r"\s;\s(?:start_time|stop_time|pid|code|status)=[^;]*")
 
 
@@ -65,7 +67,12 @@ def unexpected_changes(
         elif key.startswith("Exec"):
             if _EXEC_RUNTIME.sub("", old) != _EXEC_RUNTIME.sub("", new):
                 found.append(f"{key} ({_short(old)} -> {_short(new)})")
-        elif old != new:
+        elif key in _ORDERED:
+            if old != new:
+                found.append(f"{key} ({_short(old)} -> {_short(new)})")
+        elif sorted(old.split()) != sorted(new.split()):
+            # dependency lists (After=, Wants=, Names= ...) come from systemd's hash maps: their
+            # order changes with a reload, their content does not
             found.append(f"{key} ({_short(old)} -> {_short(new)})")
     return found
 

@@ -128,11 +128,10 @@ class FixReport:
         self.write()
 
     def _changed(self) -> list[str]:
-        return [", ".join(op.names) for op in self.applied.ops
-                if op.is_complete() and op.did_change()]
+        return [_op_name(op) for op in self.applied.ops if op.is_complete() and op.did_change()]
 
     def _steps(self) -> list[dict[str, Any]]:
-        return [{"operation": ", ".join(op.names), "changed": op.is_complete() and op.did_change(),
+        return [{"operation": _op_name(op), "changed": op.is_complete() and op.did_change(),
                  "failed": op.is_complete() and op.did_error()} for op in self.applied.ops]
 
     def record(self, result: Verdict, rolled_back: bool, after: dict[str, Any] | None,
@@ -148,6 +147,14 @@ class FixReport:
         if after is not None:
             self.data["diagnosis_after"] = after
         self.write()
+
+
+def _op_name(op: Any) -> str:
+    """The name an operation was registered with (pyinfra keeps it in the state)."""
+    try:
+        return ", ".join(pyinfra.state.get_op_meta(op._hash).names) or "operation"
+    except (AttributeError, KeyError, TypeError):
+        return "operation"
 
 
 def _diagnosis_json(snapshot: Snapshot, diagnosis: Diagnosis) -> dict[str, Any]:

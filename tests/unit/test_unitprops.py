@@ -52,3 +52,12 @@ def test_unset_names_are_compared_as_words() -> None:
     new = after(UnsetEnvironment="CUDA_VISIBLE_DEVICES LD_PRELOAD")
     assert unexpected_changes(BEFORE, new, {"CUDA_VISIBLE_DEVICES"}, DROPIN) == [
         "UnsetEnvironment (LD_PRELOAD)"]
+
+
+def test_dependency_lists_reordered_by_a_reload_are_not_a_change() -> None:
+    before = {**BEFORE, "After": "network-online.target basic.target system.slice",
+              "Wants": "network-online.target"}
+    new = {**before, "After": "system.slice basic.target network-online.target"}
+    assert unexpected_changes(before, new, set(), DROPIN) == []
+    new["Wants"] = "network-online.target evil.service"
+    assert unexpected_changes(before, new, set(), DROPIN)[0].startswith("Wants")
