@@ -26,7 +26,7 @@ from ollama_gpu_fix.dropin import DROPIN_PATH
 from ollama_gpu_fix.knowledge import packages as pk
 from ollama_gpu_fix.plan import Plan, Step
 from ollama_gpu_fix.snapshot import Snapshot
-from ollama_gpu_fix.verdict import held_by, parse_server
+from ollama_gpu_fix.verdict import parse_server
 
 HEADER = re.compile(r"^ogf-preflight v(?P<version>\d+) nonce=(?P<nonce>[A-Za-z0-9]+)$")
 SECTIONS = ("files", "envfiles", "port", "accounts", "secureboot", "kernel", "systemd",
@@ -223,10 +223,16 @@ def _port(text: str, verdict: Verdict) -> None:
     server = parse_server(text)
     if server is None:
         return
+    owners = dict(line[6:].split(" ", 1) for line in text.splitlines()
+                  if line.startswith("owner=") and " " in line)
     foreign = [listener for listener in server.listeners if not listener.service]
     if foreign:
-        verdict.problems.append(held_by(server, foreign[0]) + ": stop it first (this tool never"
-                                " stops another user's process)")
+        first = foreign[0]
+        port = server.hostport.rsplit(":", 1)[-1]
+        verdict.problems.append(
+            f"port {port} is held by pid {first.pid} (user {owners.get(str(first.pid), '?')},"
+            f" uid {'?' if first.uid is None else first.uid}: {first.comm or '?'}), not by"
+            " ollama.service: stop it first (this tool never stops another user's process)")
 
 
 _APT_ERROR = re.compile(r"^(?:E|Err|W): ?(.*)$|^Err:\d+ (.*)$")

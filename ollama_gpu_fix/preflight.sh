@@ -76,6 +76,11 @@ pf_port() {
 	printf 'systemd=%s\nmainpid=%s\napi=http://%s preflight\nollama_uid=%s\n' "$pf_sd" \
 		"$MAINPID" "${OGF_PORT:-127.0.0.1:11434}" "$(ogf_user_uid ollama)"
 	if [ -n "$LISTENER_OUT" ]; then printf '%s' "$LISTENER_OUT"; else echo "listener=none"; fi
+	for pf_pid in $LISTENERS; do # who they are, by name (/etc/passwd)
+		pf_uid=$(ogf_status_field "/proc/$pf_pid/status" Uid)
+		pf_name=$(awk -F: -v u="$pf_uid" '$3 == u { print $1; exit }' /etc/passwd 2>/dev/null)
+		printf 'owner=%s %s\n' "$pf_pid" "${pf_name:-?}"
+	done
 }
 
 pf_accounts() {

@@ -55,7 +55,12 @@ def not_running(ctx: Context) -> Iterator[Finding]:
         return
     evidence: list[Line] = []
     unit = s.unit
-    if unit and unit.fragment and unit.active_state in ("inactive", "failed", "deactivating"):
+    crash_looping = bool(unit and unit.active_state == "activating"
+                         and unit.sub_state == "auto-restart")
+    if unit and unit.fragment and (
+            unit.active_state in ("inactive", "failed", "deactivating") or crash_looping):
+        # systemd's own state (a unit waiting to restart after its process exited is
+        # crash-looping: older log lines of a good start say nothing about now)
         evidence += [r for r in unit.raw if r.text.startswith(("ActiveState=", "SubState="))]
     version = s.ollama_version
     if version and version.server_reachable is False:

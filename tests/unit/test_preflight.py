@@ -183,12 +183,12 @@ def test_another_users_server_on_the_port_refuses_naming_it() -> None:
     the_plan, snapshot = _plan_of(_amd())
     want = pf.spec(the_plan, snapshot)
     port = ("systemd=yes\nmainpid=\napi=http://127.0.0.1:11434 preflight\nollama_uid=999\n"
-            "listener=4242 1001 ollama\nexe=4242 0 -rwxr-xr-x\n4242 1 ollama\n1 0 systemd\n\n")
+            "listener=4242 1001 ollama\nexe=4242 0 -rwxr-xr-x\n4242 1 ollama\n1 0 systemd\n\n"
+            "owner=4242 alice\n")
     verdict = pf.judge(want, out(port=port))
     assert verdict.problems == [
-        "the API on 127.0.0.1:11434 is held by pid 4242 (uid 1001, ollama), not by"
-        " ollama.service (no MainPID): stop it first (this tool never stops another user's"
-        " process)"]
+        "port 11434 is held by pid 4242 (user alice, uid 1001: ollama), not by ollama.service:"
+        " stop it first (this tool never stops another user's process)"]
     own = port.replace("mainpid=", "mainpid=4242")
     assert pf.judge(want, out(port=own)).passed
 
