@@ -172,7 +172,7 @@ def plan(diagnosis: Diagnosis, snapshot: Snapshot, policy: Policy, local: bool =
             result.advice.append(f"{finding.code}: {remedy.summary}")
             continue
         for step in steps:
-            step.evidence = _evidence(step.action, finding.evidence)
+            step.evidence = step.evidence + _evidence(step.action, finding.evidence)
             if step.action == act.SERVICE_ENV:  # one drop-in for every variable
                 for name, value in step.params["env"].items():
                     env.setdefault(name, value)
@@ -181,7 +181,7 @@ def plan(diagnosis: Diagnosis, snapshot: Snapshot, policy: Policy, local: bool =
                 env_evidence += [e for e in step.evidence if e not in env_evidence]
                 continue
             result.steps.append(step)
-    if env or unset:
+    if env or unset or env_codes:
         step = _service_env_step(env, unset, env_codes, host)
         step.evidence = env_evidence
         result.steps.insert(0, step)
@@ -264,14 +264,17 @@ def _service_env_step(
         if n in vendor_sets or n in kept_unset or (n in inherited and n not in edited)
     )
     shown = ", ".join([f"{k}={v}" for k, v in sorted(env.items())] + [f"unset {n}" for n in unset])
-    files = [DROPIN_PATH] + sorted(edits)
+    files = ([DROPIN_PATH] if env or unset_in_dropin or managed is not None else []) + sorted(edits)
     where = "; edit " + ", ".join(sorted(edits)) if edits else ""
+    what = f"Write {DROPIN_PATH} ({shown}){where}; " if files else ""
     return Step(
         act.SERVICE_ENV,
         {"env": dict(sorted(env.items())), "unset": unset_in_dropin, "edit": edits,
          "reasons": codes},
         list(codes),
-        f"Write {DROPIN_PATH} ({shown}){where}; daemon-reload, restart ollama.",
+        f"{what}daemon-reload, restart ollama" + ("" if files else " (its files already say"
+                                                  " the right thing; systemd never read them)")
+        + ".",
         files=files,
     )
 
@@ -297,8 +300,10 @@ def _service_env(finding: Finding, host: _Host, result: Plan) -> list[Step]:
             continue
         env[name] = value
     unset = [n for n in params.get("unset", []) if is_gpu_setting(n)]
-    if not env and not unset:
+    if not env and not unset and not params.get("reload"):
         return []
+    # reload only: the files already say the right thing; systemd never read them (the restart
+    # that follows every service step reloads and restarts when NeedDaemonReload says so)
     return [Step(act.SERVICE_ENV, {"env": env, "unset": unset}, [finding.code], "")]
 
 
@@ -441,8 +446,10 @@ def _vulkan(finding: Finding, host: _Host, result: Plan) -> list[Step]:
     steps = _service_env(finding, host, result)
     missing = [p for p in pk.VULKAN_PACKAGES if p not in host.packages]
     if missing and (host.s.packages is not None):
+        # the host's own package list (dpkg) is the evidence that they are missing
         steps.append(Step(act.VULKAN_PACKAGES, {"packages": missing}, [finding.code],
-                          f"Install the Vulkan loader and Mesa driver ({', '.join(missing)})."))
+                          f"Install the Vulkan loader and Mesa driver ({', '.join(missing)}).",
+                          evidence=[f"packages.txt: {p} is not installed" for p in missing]))
     return steps
 
 

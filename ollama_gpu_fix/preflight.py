@@ -30,7 +30,7 @@ from ollama_gpu_fix.verdict import parse_server
 
 HEADER = re.compile(r"^ogf-preflight v(?P<version>\d+) nonce=(?P<nonce>[A-Za-z0-9]+)$")
 SECTIONS = ("files", "envfiles", "port", "accounts", "secureboot", "kernel", "systemd",
-            "sources", "repo-match", "apt")
+            "lock", "sources", "repo-match", "apt")
 PACKAGE_ACTIONS = (act.CUDA_TOOLKIT, act.NVIDIA_DRIVER, act.WSL2_PURGE_GUEST_DRIVER,
                    act.AMDGPU_DRIVER, act.VULKAN_PACKAGES)
 
@@ -41,6 +41,7 @@ class Spec:
 
     files: list[str] = field(default_factory=list)
     edits: list[str] = field(default_factory=list)  # the files among them that are edited
+    fallback_only: list[str] = field(default_factory=list)  # checked, written only if needed
     envfiles: list[str] = field(default_factory=list)
     port: str = ""
     users: list[str] = field(default_factory=list)
@@ -49,12 +50,15 @@ class Spec:
     install: list[str] = field(default_factory=list)
     purge: list[str] = field(default_factory=list)
     purge_family: str = "stale-cuda"
+    replaces_driver: str = ""  # nvidia or amdgpu: installing a driver may remove the old one
     repo_uri: str = ""
     repo_kind: str = ""
     repo_fetch: str = ""
     repo_suite: str = ""
+    repo_knob: str = ""
     kernel_module: bool = False
     check_port: bool = False
+    lock_wait: int = 120
 
     def environment(self) -> dict[str, str]:
         return {
@@ -64,12 +68,14 @@ class Spec:
             "OGF_INSTALL": " ".join(self.install), "OGF_PURGE": " ".join(self.purge),
             "OGF_REPO_URI": self.repo_uri, "OGF_REPO_KIND": self.repo_kind,
             "OGF_REPO_FETCH": self.repo_fetch, "OGF_REPO_SUITE": self.repo_suite,
+            "OGF_LOCK_WAIT": str(self.lock_wait),
         }
 
 
 @dataclass
 class Verdict:
     problems: list[str] = field(default_factory=list)  # each refuses the host
+    dropin_unsafe: str = ""  # why the managed drop-in cannot be written (when only a fallback)
     reuse: str | None = None  # the host's own source file for the plan's repository
     unsafe_edits: dict[str, str] = field(default_factory=dict)  # file -> why root may not
     notes: list[str] = field(default_factory=list)
@@ -79,9 +85,11 @@ class Verdict:
         return not self.problems
 
 
-def spec(the_plan: Plan, snapshot: Snapshot, api: str | None = None) -> Spec:
-    """What must be checked before this plan's first change."""
-    out = Spec()
+def spec(the_plan: Plan, snapshot: Snapshot, api: str | None = None,
+         lock_wait: int = 120) -> Spec:
+    """What must be checked before this plan's first change (LOCK_WAIT: seconds to wait for
+    another apt or dpkg, the knob apt_lock_timeout)."""
+    out = Spec(lock_wait=lock_wait)
     steps = the_plan.runnable
     unit = snapshot.unit
     for step in steps:
@@ -90,6 +98,9 @@ def spec(the_plan: Plan, snapshot: Snapshot, api: str | None = None) -> Spec:
             out.files += [f for f in step.files if f and f not in out.files]
         if step.action == act.SERVICE_ENV:
             out.edits += sorted(step.params["edit"])
+            if step.params["edit"] and DROPIN_PATH not in out.files:
+                out.files.append(DROPIN_PATH)  # the fallback when an edit is not root's
+                out.fallback_only.append(DROPIN_PATH)
         if act.USERS in checks:
             out.users += [u for u in step.params.get("users", []) if u not in out.users]
             out.groups += [g for g in step.params.get("groups", []) if g not in out.groups]
@@ -147,6 +158,10 @@ def _apt(out: Spec, step: Step) -> None:
     if step.action == act.CUDA_TOOLKIT:
         out.purge += [p for p in params["purge"] if p not in out.purge]
         out.install = [p for p in out.install if p not in params["purge"]]
+    if step.action == act.NVIDIA_DRIVER:
+        out.replaces_driver = "nvidia"
+    elif step.action == act.AMDGPU_DRIVER:
+        out.replaces_driver = "amdgpu"
     if step.action == act.WSL2_PURGE_GUEST_DRIVER:
         out.purge += [p for p in params["packages"] if p not in out.purge]
         out.install = [p for p in out.install if p not in params["packages"]]
@@ -156,9 +171,11 @@ def _apt(out: Spec, step: Step) -> None:
         repo = pk.REPOSITORIES[params.get("repo") or "nvidia"]
         out.repo_uri, out.repo_kind = repo_url, "keyring-deb"
         out.repo_fetch = repo_url.rstrip("/") + "/" + str(repo.keyring_package)
+        out.repo_knob = repo.url_knob
     elif step.action == act.AMDGPU_DRIVER:
         out.repo_uri, out.repo_kind = params["repo_url"], "key"
         out.repo_fetch, out.repo_suite = params["key_url"], params["suite"]
+        out.repo_knob = str(pk.AMDGPU.key_url_knob)
 
 
 def _hostport(api: str) -> str:
@@ -176,7 +193,7 @@ def judge(want: Spec, output: str, installed: dict[str, str] | None = None) -> V
     if not sections:
         verdict.problems.append("the preflight printed nothing (sh, or the connection, failed)")
         return verdict
-    _files(want, sections.get("files", ""), verdict)
+    _files(want, sections.get("files", ""), verdict, the_dropin=_writes_dropin(want))
     _envfiles(sections.get("envfiles", ""), verdict)
     if want.check_port:
         _port(sections.get("port", ""), verdict)
@@ -191,7 +208,11 @@ def judge(want: Spec, output: str, installed: dict[str, str] | None = None) -> V
     return verdict
 
 
-def _files(want: Spec, text: str, verdict: Verdict) -> None:
+def _writes_dropin(want: Spec) -> bool:
+    return DROPIN_PATH in want.files and DROPIN_PATH not in want.fallback_only
+
+
+def _files(want: Spec, text: str, verdict: Verdict, the_dropin: bool) -> None:
     for line in text.splitlines():
         fields = line.split("\t")
         if fields[0] != "unsafe" or len(fields) != 3:
@@ -199,8 +220,14 @@ def _files(want: Spec, text: str, verdict: Verdict) -> None:
         why, path = fields[1], fields[2]
         if path in want.edits:
             verdict.unsafe_edits[path] = why  # neutralised in the managed drop-in instead
+        elif path == DROPIN_PATH and not the_dropin:
+            verdict.dropin_unsafe = why  # needed only if an edit must fall back to it
         else:
             verdict.problems.append(f"cannot write {path}: {why}")
+    if verdict.unsafe_edits and verdict.dropin_unsafe:
+        path = sorted(verdict.unsafe_edits)[0]
+        verdict.problems.append(f"cannot edit {path} ({verdict.unsafe_edits[path]}) nor write"
+                                f" {DROPIN_PATH} instead ({verdict.dropin_unsafe})")
 
 
 def _envfiles(text: str, verdict: Verdict) -> None:
@@ -239,8 +266,18 @@ _APT_ERROR = re.compile(r"^(?:E|Err|W): ?(.*)$|^Err:\d+ (.*)$")
 _URI = re.compile(r"(https?|file|ftp)://[^\s]+")
 
 
+def _lock(text: str, verdict: Verdict) -> None:
+    holders = [line[7:] for line in text.splitlines() if line.startswith("holder ")]
+    waited = next((line[7:] for line in text.splitlines() if line.startswith("waited=")), "?")
+    if holders:
+        verdict.problems.append(
+            f"apt is busy (lock held: {'; '.join(holders[:2])}) after {waited} s: nothing was"
+            " changed; run again when it is done (apt_lock_timeout sets the wait)")
+
+
 def _apt_verdict(want: Spec, sections: dict[str, str], verdict: Verdict,
                  installed: dict[str, str]) -> None:
+    _lock(sections.get("lock", ""), verdict)
     sources = _sources(sections.get("sources", ""))
     matches = [ln.split(" ", 1)[1] for ln in sections.get("repo-match", "").splitlines()
                if ln.startswith("match ")]
@@ -249,7 +286,10 @@ def _apt_verdict(want: Spec, sections: dict[str, str], verdict: Verdict,
     parts = _apt_parts(sections.get("apt", ""))
     for line in parts.get("head", []):
         if line.startswith("fetch-failed "):
-            verdict.problems.append(f"the repository's key does not download: {line[13:][:200]}")
+            url, _, why = line[13:].partition(" ")
+            verdict.problems.append(f"{url} does not answer ({why.strip()[:160]}): set"
+                                    f" {want.repo_knob or 'its URL'} to a mirror this host can"
+                                    " reach")
         elif line.startswith("error:"):
             verdict.problems.append(f"preflight {line}")
     update = parts.get("apt-get update")
@@ -276,8 +316,10 @@ def _apt_verdict(want: Spec, sections: dict[str, str], verdict: Verdict,
                                 " unhold them first, or keep them and fix by hand")
     taken = _removals(sim)
     same = _same_family(want.purge_family)
+    replaced = _replaced_driver(want.replaces_driver)
     extra = sorted(n for n, v in taken.items()
-                   if n not in want.purge and not same(n, v or installed.get(n, "")))
+                   if n not in want.purge and not same(n, v or installed.get(n, ""))
+                   and not replaced(n))
     if extra:
         verdict.problems.append(
             f"the plan would also remove {', '.join(extra)} (which depend on what it purges):"
@@ -361,6 +403,15 @@ def _removals(lines: list[str]) -> dict[str, str]:
         if match:
             taken[match.group(1)] = match.group(2) or ""
     return taken
+
+
+def _replaced_driver(vendor: str) -> Any:
+    """A driver install replaces the driver it upgrades: those removals are the point."""
+    if vendor == "nvidia":
+        return pk.wsl_guest_driver_part  # every part of NVIDIA's Linux driver
+    if vendor == "amdgpu":
+        return lambda name: name.startswith(("amdgpu-dkms", "amdgpu-core"))
+    return lambda name: False
 
 
 def _same_family(family: str) -> Any:

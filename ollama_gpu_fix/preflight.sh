@@ -138,6 +138,17 @@ pf_match() {
 	done | head -n 4
 }
 
+# Wait (at most OGF_LOCK_WAIT seconds) for another apt or dpkg to finish; name it if it does not.
+pf_lock() {
+	pf_w=0
+	while [ -n "$(ogf_lock_holders)" ] && [ "$pf_w" -lt "${OGF_LOCK_WAIT:-120}" ]; do
+		sleep 1
+		pf_w=$((pf_w + 1))
+	done
+	echo "waited=$pf_w"
+	ogf_lock_holders | sed 's/^/holder /'
+}
+
 pf_apt() {
 	PF_T=$(mktemp -d /var/tmp/ogf-preflight.XXXXXXXX) || {
 		echo "error: cannot create a scratch directory"
@@ -243,6 +254,7 @@ pf_main() {
 		pf_sec systemd systemctl show -p LoadState,ActiveState,UnitFileState ollama.service
 	fi
 	if [ "${OGF_APT:-0}" = 1 ]; then
+		pf_sec lock pf_lock
 		pf_sec sources pf_sources
 		pf_sec repo-match pf_match
 		pf_sec apt pf_apt

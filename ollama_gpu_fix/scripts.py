@@ -24,3 +24,9 @@ def script(name: str) -> str:
         raise ValueError(f"not a script name: {name!r}")
     lib = _read("shlib.sh")
     return lib + ("" if lib.endswith("\n") else "\n") + _read(f"{name}.sh")
+
+
+def library() -> str:
+    """shlib.sh alone: a remote command that calls one of its helpers appends the call."""
+    lib = _read("shlib.sh")
+    return lib + ("" if lib.endswith("\n") else "\n")

@@ -360,3 +360,28 @@ ogf_ancestry() { # PID... -> "pid ppid comm" for each process up to pid 1
 		echo
 	done
 }
+
+# ---- who holds apt's and dpkg's locks -------------------------------------------------------
+
+# One line per holder: `FILE PID COMM`. apt and dpkg lock with fcntl(F_SETLK), which
+# /proc/locks lists as MAJ:MIN:INODE of the locked file (hex device numbers, as the kernel's
+# fs/locks.c prints them): the device must match too, or any user could fake "apt is busy" by
+# locking a file of the same inode number on another filesystem.
+ogf_lock_holders() {
+	for ogf_f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock \
+		/var/cache/apt/archives/lock; do
+		[ -f "$ogf_f" ] && [ ! -L "$ogf_f" ] || continue
+		# shellcheck disable=SC2046 # two numbers
+		set -- $(stat -c '%d %i' -- "$ogf_f" 2>/dev/null)
+		[ $# -eq 2 ] || continue
+		ogf_id=$(printf '%02x:%02x:%s' $((($1 >> 8) & 4095)) \
+			$((($1 & 255) | (($1 >> 12) & 1048320))) "$2")
+		# shellcheck disable=SC2034 # fields read only to skip them
+		while read -r ogf_n ogf_t ogf_a ogf_m ogf_pid ogf_dev ogf_rest; do
+			[ "$ogf_dev" = "$ogf_id" ] || continue
+			ogf_c=
+			read -r ogf_c <"/proc/$ogf_pid/comm" 2>/dev/null
+			printf '%s %s %s\n' "$ogf_f" "$ogf_pid" "${ogf_c:-?}"
+		done </proc/locks
+	done
+}

@@ -15,7 +15,7 @@ from importlib import resources
 from pyinfra.api import FactBase
 
 from ollama_gpu_fix.bundle import split_stream
-from ollama_gpu_fix.scripts import script
+from ollama_gpu_fix.scripts import library, script
 
 
 def probe_script() -> str:
@@ -67,22 +67,15 @@ class GpuVerification(FactBase[str]):
 
 
 class AptLockHolders(FactBase[list[str]]):
-    """Processes holding apt's or dpkg's lock, from /proc/locks (`FILE PID COMM` each).
-
-    dpkg and apt lock with fcntl(F_SETLK): /proc/locks names the holder's pid by inode."""
+    """Processes holding apt's or dpkg's lock (`FILE PID COMM` each), matched in /proc/locks
+    by device and inode (shlib.sh ogf_lock_holders)."""
 
     @staticmethod
     def default() -> list[str]:
         return []
 
     def command(self) -> str:
-        return (
-            "for f in /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock; do"
-            " [ -e \"$f\" ] || continue; set -- $(ls -di \"$f\" 2>/dev/null); i=$1;"
-            " while read -r n t a m p d r; do case $d in *:\"$i\") c=; read -r c"
-            " </proc/$p/comm 2>/dev/null; echo \"$f $p ${c:-?}\";; esac;"
-            " done </proc/locks; done; true"
-        )
+        return library() + "ogf_lock_holders; true\n"
 
     def process(self, output: list[str]) -> list[str]:
         return [line.strip() for line in output if line.strip()]

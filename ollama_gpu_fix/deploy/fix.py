@@ -242,7 +242,7 @@ def _fix(host: Host) -> Plan:
         return the_plan
     steps = [s for s in the_plan.runnable if s.action != act.REBOOT_HOST]
     if steps:
-        want = pf.spec(the_plan, snapshot, _api(snapshot))
+        want = pf.spec(the_plan, snapshot, _api(snapshot), policy.apt_lock_timeout)
         output = host.get_fact(Preflight, settings=want.environment())
         checked = pf.judge(want, output, snapshot.packages)
         fix_report.data["preflight"] = {"problems": checked.problems, "notes": checked.notes,

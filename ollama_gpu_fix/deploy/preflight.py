@@ -10,13 +10,14 @@ from importlib import resources
 from pyinfra.api import FactBase
 
 from ollama_gpu_fix.deploy.rootfiles import change_script
+from ollama_gpu_fix.scripts import library
 
 
 @cache
 def preflight_script() -> str:
     """shlib.sh, change.sh's functions (OGF_CHANGE_LIB=1), then preflight.sh: the checks use
     the very functions that later write and that the verification trusts."""
-    lib = resources.files("ollama_gpu_fix").joinpath("shlib.sh").read_text(encoding="utf-8")
+    lib = library()
     body = resources.files("ollama_gpu_fix").joinpath("preflight.sh").read_text(encoding="utf-8")
     return "\n".join([lib, "OGF_CHANGE_LIB=1", change_script(), body])
 

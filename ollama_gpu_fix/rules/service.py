@@ -209,6 +209,9 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
     env = {k: v for k, v in wanted.items()
            if writable(k, v) and trusted_origin(origins.get(k, "unit"), user)}
     others = sorted(k for k in wanted if k not in env)
+    # systemd never read the unit's files since they changed: reloading and restarting is the
+    # fix even when there is nothing to write
+    reload = bool(unit and unit.need_daemon_reload)
     summary = "Put it in an ollama.service drop-in (unquoted), daemon-reload and restart the"
     summary += " service; do not start `ollama serve` by hand."
     if others:
@@ -221,8 +224,8 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
         + (f" ({', '.join(wanted)})" if wanted else "")
         + ".",
         list(dict.fromkeys(evidence)),
-        Remedy(act.SERVICE_ENV, summary, bool(env),
-               {"env": env, "advice_only": others,
+        Remedy(act.SERVICE_ENV, summary, bool(env) or reload,
+               {"env": env, "advice_only": others, "reload": reload,
                 "origins": {k: origins.get(k, "unit") for k in wanted}}),
     )
 

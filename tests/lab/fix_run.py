@@ -27,7 +27,7 @@ from tests.lab import config, noworse
 from tests.lab.diagnose_run import pyinfra_exe
 from tests.lab.profiles import Profile
 
-MANAGED_DROPIN = "/etc/systemd/system/ollama.service.d/zz-ollama-gpu-fix.conf"
+JOURNAL = "/var/lib/ollama-gpu-fix/txn/journal"  # change.sh's transaction journal
 
 
 @dataclass
@@ -271,18 +271,19 @@ class Interrupted:
 def interrupt_after_write(lab, name: str, report_dir: Path,  # noqa: ANN001 - lab.Lab
                           timeout: float = 300) -> Interrupted:
     """Fault interrupt-after-write: fix host NAME alone and SIGKILL pyinfra's whole process
-    group the moment the host's overlay shows the managed drop-in written (or rewritten), so
-    the run dies right after its first write every time."""
+    group the moment the host's journal records the original of its first file (change.sh
+    writes that record right before it writes the file), so the run dies between its first
+    write and the restart every time."""
     host = next(h for h in lab.hosts if h.name == name)
-    marker = host.dir / "upper" / MANAGED_DROPIN.lstrip("/")
+    marker = host.dir / "upper" / JOURNAL.lstrip("/")
     report_dir.mkdir(parents=True, exist_ok=True)
 
-    def seen() -> tuple | None:
+    def seen() -> bool | None:
         try:
-            st = marker.stat()
+            text = marker.read_text(errors="replace")
         except OSError:
             return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return True if ("\nbackup " in "\n" + text) else None
 
     start = seen()
     cmd = [pyinfra_exe(), "-y", str(config.INVENTORY_PATH.relative_to(config.REPO_ROOT)),
@@ -297,13 +298,13 @@ def interrupt_after_write(lab, name: str, report_dir: Path,  # noqa: ANN001 - la
             now = seen()
             if now is not None and now != start:
                 kill_group(proc)
-                note = f"pyinfra killed the moment {MANAGED_DROPIN} was written"
+                note = f"pyinfra killed the moment its first write was journaled ({JOURNAL})"
             elif proc.poll() is not None:
-                note = (f"the run ended (exit {proc.returncode}) without writing "
-                        f"{MANAGED_DROPIN}: nothing to interrupt")
+                note = (f"the run ended (exit {proc.returncode}) without writing anything"
+                        f" ({JOURNAL} has no backup): nothing to interrupt")
             elif time.monotonic() > deadline:
                 kill_group(proc)
-                note = f"pyinfra killed after {timeout:.0f} s without writing {MANAGED_DROPIN}"
+                note = f"pyinfra killed after {timeout:.0f} s without writing anything"
             else:
                 time.sleep(0.01)
         proc.wait()
@@ -352,6 +353,8 @@ def fix_twice(lab, tmp: Path) -> Twice:  # noqa: ANN001 - tests.lab.lab.Lab
         fault = interrupted.get(p.name)
         if fault:
             verdict.notes.append(f"interrupt-after-write: {fault.note}")
+            if not fault.note.startswith("pyinfra killed the moment"):
+                verdict.ok = False  # the profile's story never happened: nothing was tested
         reports = [r.get(p.name, {}) for r in (first.reports, second.reports)]
         reports += [fault.report] if fault else []
         verdict.protect = noworse.protect_problems(before[p.name], after_state[p.name])

@@ -233,11 +233,11 @@ class Lab:
         self.claims[host.name] = sections(res.stdout.decode(errors="replace"))
 
     def cut_when_changed(self, name: str, stop: threading.Event) -> threading.Thread:
-        """Fault ssh-stop: the moment the fix starts changing host NAME (its first backup
+        """Fault ssh-stop: the moment the fix starts changing host NAME (its journal
         appears in the overlay), stop the host's sshd and kill every SSH session, from outside
         (nsenter), so the cut lands mid-run every time."""
         host = next(h for h in self.hosts if h.name == name)
-        marker = host.dir / "upper/var/lib/ollama-gpu-fix/backup"
+        marker = host.dir / "upper/var/lib/ollama-gpu-fix/txn/journal"
         entry = self.state["pids"][f"nspawn:{name}"]
 
         def watch() -> None:

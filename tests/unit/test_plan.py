@@ -243,10 +243,9 @@ def test_every_step_names_its_files_and_evidence() -> None:
     result = _plan(_nvidia(**{"nvidia-smi.txt": SMI_580, "systemctl-cat.txt": UNIT + dropin,
                               "systemctl-show.txt": show, "ollama-serve.log": _log(CPU_ONLY)}))
     (step,) = result.runnable
-    assert step.files == ["/etc/systemd/system/ollama.service.d/zz-ollama-gpu-fix.conf",
-                          "/etc/systemd/system/ollama.service.d/cpu-only.conf"]
+    assert step.files == ["/etc/systemd/system/ollama.service.d/cpu-only.conf"]
     text = render_plan(result, "h")
-    assert "files: /etc/systemd/system/ollama.service.d/zz-ollama-gpu-fix.conf," in text
+    assert "files: /etc/systemd/system/ollama.service.d/cpu-only.conf" in text
     assert "because: systemctl-" in text
 
 

@@ -15,6 +15,7 @@ from tests.unit.test_plan import OS_DEBIAN, _amd, _nvidia
 from tests.unit.test_rules import CPU_ONLY, KFD_1100, META_NATIVE, SMI_580, UNIT, _log
 
 N = "ogf-preflight v1 nonce=abc123\n"
+DROPIN = "/etc/systemd/system/ollama.service.d/zz-ollama-gpu-fix.conf"
 
 
 def out(**sections: str) -> str:
@@ -164,12 +165,14 @@ def test_files_root_may_not_write_refuse_and_another_users_file_is_unset_instead
     pf.apply(the_plan, verdict)
     assert step.params["edit"] == {} and step.params["unset"] == ["CUDA_VISIBLE_DEVICES"]
     assert envfile not in step.files
-    read_only = pf.judge(want, out(files="unsafe\t/etc/systemd/system/ollama.service.d is not"
-                                   " writable (read-only mount /etc/systemd/system)\t/etc/systemd"
-                                   "/system/ollama.service.d/zz-ollama-gpu-fix.conf\n"))
-    assert read_only.problems == ["cannot write /etc/systemd/system/ollama.service.d/zz-ollama-gpu"
-                                  "-fix.conf: /etc/systemd/system/ollama.service.d is not"
-                                  " writable (read-only mount /etc/systemd/system)"]
+    # the drop-in was only the fallback: a read-only drop-in directory alone is no problem
+    assert pf.judge(want, out(files="unsafe\tread-only\t" + DROPIN + "\n")).passed
+    the_plan, snapshot = _plan_of(_amd())  # the override is written into the drop-in itself
+    read_only = pf.judge(pf.spec(the_plan, snapshot), out(
+        files="unsafe\t/etc/systemd/system/ollama.service.d is not writable (read-only mount"
+        " /etc/systemd/system)\t" + DROPIN + "\n"))
+    assert read_only.problems == [f"cannot write {DROPIN}: /etc/systemd/system/ollama.service.d"
+                                  " is not writable (read-only mount /etc/systemd/system)"]
 
 
 def test_a_fifo_environment_file_refuses() -> None:
