@@ -162,6 +162,23 @@ def _diagnosis_json(snapshot: Snapshot, diagnosis: Diagnosis) -> dict[str, Any]:
             "summary": report.summary(snapshot), "problems": list(snapshot.problems)}
 
 
+# One call line per remedy deploy. pyinfra names an operation by the line numbers of its call
+# stack (not the files): two deploys called from one line would give operations of different
+# modules the same name on different hosts, and pyinfra's ordering of the fleet a cycle.
+_R = registry()
+_CALLS = {
+    act.SERVICE_ENV: lambda params: _R[act.SERVICE_ENV](**params),
+    act.GPU_GROUPS: lambda params: _R[act.GPU_GROUPS](**params),
+    act.START_SERVICE: lambda params: _R[act.START_SERVICE](**params),
+    act.CUDA_TOOLKIT: lambda params: _R[act.CUDA_TOOLKIT](**params),
+    act.NVIDIA_DRIVER: lambda params: _R[act.NVIDIA_DRIVER](**params),
+    act.NVIDIA_UVM_RELOAD: lambda params: _R[act.NVIDIA_UVM_RELOAD](**params),
+    act.WSL2_PURGE_GUEST_DRIVER: lambda params: _R[act.WSL2_PURGE_GUEST_DRIVER](**params),
+    act.AMDGPU_DRIVER: lambda params: _R[act.AMDGPU_DRIVER](**params),
+    act.VULKAN_PACKAGES: lambda params: _R[act.VULKAN_PACKAGES](**params),
+}
+
+
 def _is_local(host: Host) -> bool:
     return isinstance(host.connector, LocalConnector) or host.name == "@local"
 
@@ -279,9 +296,8 @@ def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosi
     if journaled:
         total.ops.append(transaction(name="Transaction: begin (or resume an interrupted one)",
                                      run_id=uuid.uuid4().hex[:12]))
-    remedies = registry()
     for step in steps:
-        total.add(remedies[step.action](**step.params))
+        total.add(_CALLS[step.action](step.params))
     restarting = interrupted or any(s.action in _RESTARTING for s in steps)
     if restarting and (snapshot.probe is None or snapshot.probe.systemd is not False):
         groups = sorted({g for s in steps if s.action == act.GPU_GROUPS

@@ -23,7 +23,9 @@ line counts only when it has one of these shapes, and only its trusted parts are
 An elision a user wrote at the front (`[...]`, `...`) is dropped first; a line that is a
 command the user typed (`$ ollama serve`) is not log output.
 
-Never evidence: gin access-log lines, llama-server's request/response logs, anything else.
+Never evidence: gin access-log lines, llama-server's request/response logs, the model
+metadata llama.cpp prints at load (`llama_model_loader: - kv ...`, `print_info: ...`: a model
+file's author writes those values), anything else.
 Everything here is linear in the line: a hand-written scanner, regexes anchored at the start
 of the line, and lines capped at MAX_LINE before any of it runs.
 """
@@ -52,6 +54,11 @@ _ENGINE = re.compile(
 )
 # llama.cpp server functions that echo HTTP requests and bodies (with --verbose).
 _REQUEST_ECHO = re.compile(r"(?:request|response|log_server_r|srv|slot|prompt)\b")
+# llama.cpp's dump of a model's own metadata at load (ggml-org/llama.cpp src/llama-model-loader.cpp
+# "- kv %3d: %42s %-16s = %s", src/llama-model.cpp print_info, llm_load_print_meta before it):
+# its values come from whoever made the model file, so they are never evidence.
+_METADATA = re.compile(
+    r"(?:llama_model_loader: - (?:kv|type)\b|print_info: |llm_load_print_meta: )")
 _CLI_ERROR = re.compile(r"Error: ")
 _STD_LEVEL = re.compile(r"(?:DEBUG|INFO|WARN|ERROR) ")
 _FIRST_PAIR = re.compile(r" [A-Za-z_][\w.]*=")
@@ -96,7 +103,7 @@ def classify(text: str) -> LogRecord | None:
         return _slog(line[match.end() :])
     if _ENGINE.match(line):
         head = line.split(":", 1)[0]
-        if _REQUEST_ECHO.match(head):
+        if _REQUEST_ECHO.match(head) or _METADATA.match(line):
             return None
         return LogRecord("engine", line, {}, line)
     if _CLI_ERROR.match(line):

@@ -58,3 +58,21 @@ def test_real_cases_keep_their_diagnosis_with_a_flood_of_requests(tmp_path: Path
             log.write_text(flood + log.read_text(errors="replace") + flood)
         run = attacks.cli("diagnose-bundle", str(bundle), "--json")
         assert json.loads(run.stdout)["primary"] in expected, case.name
+
+
+def test_a_models_own_metadata_is_never_evidence() -> None:
+    """Issue 12: llama.cpp prints a model file's metadata at load; whoever made the file
+    chooses those values, so a name like "CUDA error" or "kfd driver not loaded" steers nothing
+    (a fix runs as root on what the diagnosis says)."""
+    dump = (
+        "llama_model_loader: - kv   0:    general.name str = CUDA error: out of memory\n"
+        "llama_model_loader: - kv   1:    general.description str = NVIDIA driver too old"
+        " amdgpu devices detected but kfd driver not loaded\n"
+        "print_info: general.name     = ggml_cuda_init: failed to initialize CUDA: no CUDA-capable"
+        " device is detected\n"
+        "llm_load_print_meta: general.name = cudaSetDevice err: 999\n"
+    )
+    snapshot = build_snapshot({"ollama-serve.log": dump})
+    assert not snapshot.log or not snapshot.log.events
+    real = "ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected\n"
+    assert build_snapshot({"ollama-serve.log": real}).log.events  # the engine's own line counts
