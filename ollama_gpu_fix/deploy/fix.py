@@ -118,8 +118,9 @@ class FixReport:
 
     def failed(self, reason: str) -> None:
         """An operation failed this host at execution (guard.on_failure)."""
-        if self.data.get("result") in ("verified", "rolled back", "failed", "refused"):
-            return
+        if self.data.get("result") in ("verified", "rolled back", "failed", "refused",
+                                       "reboot required"):
+            return  # the outcome was already written; this is its own failing line
         changed = self._changed()
         self.data["steps_applied"] = self._steps()
         self.data.update(result="failed", reason=reason, state=(

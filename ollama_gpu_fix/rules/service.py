@@ -198,7 +198,9 @@ def override_not_applied(ctx: Context) -> Iterator[Finding]:
             wanted[name] = value.strip("\\\"'")
             origins[name] = "unit"
     evidence += ctx.lines("hsa-override-invalid")
-    if proc and proc.pid and proc.under_systemd is False and unit and unit.fragment:
+    no_systemd = bool(s.probe and s.probe.systemd is False)  # a unit file there is inert
+    if proc and proc.pid and proc.under_systemd is False and unit and unit.fragment \
+            and not no_systemd:
         evidence += [r for r in proc.raw if r.text.startswith(("parent=", "cgroup="))]
     if not evidence or ctx.gpu_compute:
         return
