@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
 from ollama_gpu_fix.bundle import BundleError, decode, split_stream, write_bundle
@@ -43,12 +42,18 @@ def probe_timeout() -> float:
     return value
 
 
+def probe_text() -> str:
+    from ollama_gpu_fix.scripts import script
+
+    return script("probe")
+
+
 def run_probe(shell: str = "sh", env: dict[str, str] | None = None,
               timeout: float | None = None) -> str:
     """Run probe.sh locally and return its stream; ProbeTimeout when it outlives TIMEOUT.
 
     The probe and every command it started are killed together (own process group)."""
-    script = resources.files("ollama_gpu_fix").joinpath("probe.sh").read_text(encoding="utf-8")
+    script = probe_text()
     limit = probe_timeout() if timeout is None else timeout
     proc = subprocess.Popen(
         [shell, "-c", script],

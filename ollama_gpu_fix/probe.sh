@@ -15,7 +15,14 @@
 #   reads nothing) and bounds every read in bytes and time.
 #
 # Test hooks: OGF_PROBE_PATH, when set, replaces PATH as is (no standard directories added);
-# OGF_PROBE_LIB=1 when sourcing defines the functions only.
+# OGF_PROBE_LIB=1 when sourcing defines the functions only (OGF_SHLIB_DIR: where shlib.sh is).
+
+# Run on its own (`sh probe.sh`, not composed by scripts.py): read the helpers beside it.
+if [ "${OGF_SHLIB:-}" != 1 ]; then
+	case $0 in */*) ogf_dir=${0%/*} ;; *) ogf_dir=. ;; esac
+	# shellcheck source=ollama_gpu_fix/shlib.sh
+	. "${OGF_SHLIB_DIR:-$ogf_dir}/shlib.sh"
+fi
 
 ogf_main() {
 	# ---- setup -------------------------------------------------------------------------
@@ -150,8 +157,6 @@ ogf_main() {
 
 # ---- helpers -------------------------------------------------------------------------------
 
-ogf_have() { command -v "$1" >/dev/null 2>&1; }
-
 # Bounded external command: stdout only / stdout and stderr.
 ogf_run() { $TMO ${TMO:+10} "$@" 2>/dev/null; }
 ogf_run2() { $TMO ${TMO:+10} "$@" 2>&1; }
@@ -200,59 +205,6 @@ ogf_user_name() { # uid -> name, from /etc/passwd
 	printf '%s\n' "$ogf_un"
 }
 
-ogf_user_uid() { # name -> uid, from /etc/passwd
-	# shellcheck disable=SC2034 # fields read only to skip them
-	while IFS=: read -r ogf_pn ogf_pp ogf_pu ogf_rest; do
-		if [ "$ogf_pn" = "$1" ]; then
-			printf '%s\n' "$ogf_pu"
-			return 0
-		fi
-	done </etc/passwd 2>/dev/null
-	return 1
-}
-
-# `ls -ln` of one path (-L: through a link): sets LS_MODE LS_UID LS_GID; 1 when unknown.
-ogf_ls() {
-	[ -n "$LS" ] || return 1
-	# shellcheck disable=SC2046,SC2086 # the words of one ls line, on purpose
-	set -- $($LS -ldn $1 -- "$2" 2>/dev/null)
-	[ $# -ge 4 ] || return 1
-	LS_MODE=$1
-	LS_UID=$3
-	LS_GID=$4
-}
-
-# Owned by root or by us, and writable by nobody else: safe to run or to trust.
-ogf_safe_mode() {
-	case $LS_UID in 0 | "$SELF_UID") ;; *) return 1 ;; esac
-	case $LS_MODE in ?????w* | ????????w*) return 1 ;; esac
-	return 0
-}
-ogf_safe_dir() { ogf_ls -L "$1" && ogf_safe_mode; }
-ogf_safe_file() { ogf_ls -L "$1" && ogf_safe_mode; }
-
-# Keep the PATH directories no other user can write: the probe runs its tools as root.
-ogf_safe_path() {
-	[ -n "$LS" ] || return 0 # cannot check: keep it (noted in probe-meta.txt)
-	ogf_keep=
-	ogf_ifs=$IFS
-	IFS=:
-	# shellcheck disable=SC2086 # split on ':' on purpose
-	set -- $PATH
-	IFS=$ogf_ifs
-	for ogf_d in "$@"; do
-		case $ogf_d in /*) ;; *) continue ;; esac # never "" or "." from root
-		[ -d "$ogf_d" ] || continue
-		case ":$ogf_keep:" in *":$ogf_d:"*) continue ;; esac
-		if ogf_safe_dir "$ogf_d"; then
-			ogf_keep=${ogf_keep:+$ogf_keep:}$ogf_d
-		else
-			case " $UNSAFE_PATH " in *" $ogf_d "*) ;; *) UNSAFE_PATH="$UNSAFE_PATH $ogf_d" ;; esac
-		fi
-	done
-	PATH=$ogf_keep
-}
-
 # Run a command as UID:GID (root only; else as ourselves): a file another user controls is
 # read with that user's rights, so a link to a root-only file gives nothing. 1 when unable.
 ogf_as() {
@@ -278,16 +230,6 @@ ogf_user_home() { # name -> home, from /etc/passwd
 			return 0
 		fi
 	done </etc/passwd 2>/dev/null
-	return 1
-}
-
-ogf_status_field() { # /proc/PID/status FIELD -> first value
-	while read -r ogf_k ogf_v ogf_rest; do
-		if [ "$ogf_k" = "$2:" ]; then
-			printf '%s\n' "$ogf_v"
-			return 0
-		fi
-	done <"$1" 2>/dev/null
 	return 1
 }
 
@@ -381,6 +323,7 @@ ogf_meta() {
 	echo "mainpid=$MAINPID"
 	echo "server=${TRUSTED_SERVER:-none}"
 	if [ -n "$API_OK" ]; then echo "api=$API_URL"; else echo "api=skipped"; fi
+	[ -n "$API_OWNER" ] && echo "api-owner=$API_OWNER"
 }
 
 # ---- PCI, modules --------------------------------------------------------------------------
@@ -750,33 +693,6 @@ ogf_scan_unit() {
 	UNIT_HOST=$(printf '%s\n%s\n' "$UNIT_SHOW" "$UNIT_CAT" | ogf_env_host)
 }
 
-ogf_key() { # KEY: the values of KEY= lines
-	while IFS= read -r ogf_x; do
-		case $ogf_x in "$1="*) printf '%s\n' "${ogf_x#"$1"=}" ;; esac
-	done
-}
-
-# Lines of unit text in, the value of the last OLLAMA_HOST= set outside a comment out.
-ogf_env_host() {
-	while IFS= read -r ogf_x; do
-		case $ogf_x in
-		'#'* | ';'*) continue ;;
-		*OLLAMA_HOST=*)
-			ogf_x=${ogf_x##*OLLAMA_HOST=}
-			ogf_x=${ogf_x%%[\" ]*}
-			printf '%s\n' "$ogf_x"
-			;;
-		esac
-	done | ogf_last
-}
-
-ogf_last() {
-	ogf_last_l=
-	while IFS= read -r ogf_x; do ogf_last_l=$ogf_x; done
-	[ -n "$ogf_last_l" ] && printf '%s\n' "$ogf_last_l"
-	return 0
-}
-
 ogf_unit_files() {
 	ogf_first=1
 	for ogf_f in /etc/systemd/system/ollama.service /run/systemd/system/ollama.service \
@@ -845,6 +761,28 @@ ogf_api_host() {
 	case $ogf_port in '' | *[!0-9]*) ogf_port=11434 ;; esac
 	API_HOSTPORT="$ogf_h:$ogf_port"
 	API_URL="$ogf_scheme://$API_HOSTPORT"
+	# The API is the service's only when the process listening on its port is the trusted
+	# server or a child of it: another user can take the port while the service restarts.
+	API_OWNER=
+	[ -n "$API_OK" ] || return 0
+	# shellcheck disable=SC2034 # read and written by ogf_listeners (shlib.sh)
+	API_PORT=$ogf_port LISTENERS='' LISTENER_OUT=
+	ogf_listeners
+	for ogf_p in $LISTENERS; do
+		ogf_x=$ogf_p
+		ogf_n=0
+		while [ -n "$ogf_x" ] && [ "$ogf_x" != 0 ] && [ "$ogf_n" -lt 32 ]; do
+			[ "$ogf_x" = "$TRUSTED_SERVER" ] && break
+			ogf_x=$(ogf_status_field "/proc/$ogf_x/status" PPid)
+			ogf_n=$((ogf_n + 1))
+		done
+		if [ "$ogf_x" != "$TRUSTED_SERVER" ]; then
+			API_OWNER="foreign:$ogf_p"
+			break
+		fi
+		API_OWNER=server
+	done
+	[ "$API_OWNER" = server ] || API_OK=
 }
 
 ogf_api_ps() {

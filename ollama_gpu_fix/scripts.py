@@ -19,11 +19,18 @@ def _read(name: str) -> str:
 
 @cache
 def script(name: str) -> str:
-    """shlib.sh + NAME.sh (package data of ollama_gpu_fix) as one POSIX-sh text."""
+    """NAME.sh (package data of ollama_gpu_fix) with shlib.sh's helpers after its header (its
+    leading comment block: the first lines of the remote command still say what it is), as
+    one POSIX-sh text."""
     if not _NAME.fullmatch(name):
         raise ValueError(f"not a script name: {name!r}")
     lib = _read("shlib.sh")
-    return lib + ("" if lib.endswith("\n") else "\n") + _read(f"{name}.sh")
+    lines = _read(f"{name}.sh").splitlines(keepends=True)
+    head = 0
+    while head < len(lines) and lines[head].startswith("#"):
+        head += 1
+    return "".join(lines[:head]) + lib + ("" if lib.endswith("\n") else "\n") + "".join(
+        lines[head:])
 
 
 def library() -> str:

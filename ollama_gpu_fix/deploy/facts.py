@@ -10,7 +10,6 @@ strictly. process() is pure: it only cuts the stream into bundle sections.
 from __future__ import annotations
 
 import shlex
-from importlib import resources
 
 from pyinfra.api import FactBase
 
@@ -19,8 +18,8 @@ from ollama_gpu_fix.scripts import library, script
 
 
 def probe_script() -> str:
-    """The probe's source, shipped as package data of ollama_gpu_fix."""
-    return resources.files("ollama_gpu_fix").joinpath("probe.sh").read_text(encoding="utf-8")
+    """probe.sh with the shared helpers (shlib.sh), shipped as package data of ollama_gpu_fix."""
+    return script("probe")
 
 
 class OllamaGpuProbe(FactBase[dict[str, str]]):

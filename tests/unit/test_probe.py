@@ -147,7 +147,8 @@ def test_no_bashisms() -> None:
 @pytest.mark.skipif(not shutil.which("shellcheck"), reason="no shellcheck")
 def test_shellcheck_posix() -> None:
     proc = subprocess.run(
-        ["shellcheck", "-s", "sh", "-S", "warning", str(PROBE)], capture_output=True, text=True
+        ["shellcheck", "-s", "sh", "-S", "warning", "-x", str(PROBE)], capture_output=True,
+        text=True, cwd=PROBE.parents[1]
     )
     assert proc.returncode == 0, proc.stdout
 
@@ -156,7 +157,9 @@ def test_script_fits_one_argv_element() -> None:
     """pyinfra sends it as `sh -c '<script>'`: one argument, quoted; Linux caps one at 128 KiB."""
     import shlex
 
-    assert len(shlex.quote(PROBE.read_text())) < 100 * 1024
+    from ollama_gpu_fix.deploy.facts import probe_script
+
+    assert len(shlex.quote(probe_script())) < 100 * 1024
 
 
 # ---- missing tools ---------------------------------------------------------------------------
@@ -224,7 +227,7 @@ def test_invalid_utf8_from_tools_becomes_valid_utf8(fake_bin: Path) -> None:
 @pytest.mark.parametrize("keep", [["python3"], ["tr"], []], ids=["python3", "tr", "read-loop"])
 def test_utf8_fallbacks_without_iconv(tmp_path: Path, keep: list[str]) -> None:
     bindir = tool_dir(tmp_path, ["sh", *keep])
-    script = f"OGF_PROBE_LIB=1 . {PROBE}; printf 'ok \\377 \\342\\200\\224\\n' | ogf_utf8"
+    script = f"OGF_SHLIB_DIR={PROBE.parent} OGF_PROBE_LIB=1 . {PROBE}; printf 'ok \\377 \\342\\200\\224\\n' | ogf_utf8"
     proc = subprocess.run(
         [str(bindir / "sh"), "-c", script],
         capture_output=True,
@@ -252,44 +255,56 @@ def test_hanging_tool_is_bounded_by_timeout(fake_bin: Path) -> None:
 # ---- a running `ollama serve`: process, environment, OLLAMA_HOST, API --------------------------
 
 
-def test_ollama_server_process_env_and_api(tmp_path: Path) -> None:
-    """A fake `ollama serve` with OLLAMA_HOST=0.0.0.0:PORT: the probe reads its /proc entry and
-    environment and asks 127.0.0.1:PORT (never 0.0.0.0) for /api/ps."""
-    import http.server
-    import threading
+SERVE_API = """
+import http.server, sys
+body = b'{"models":[{"name":"llama3:8b","size":100,"size_vram":100}]}'
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with open(sys.argv[2], "a") as seen:
+            seen.write(f"{self.client_address[0]} {self.path}\\n")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
 
-    body = b'{"models":[{"name":"llama3:8b","size":100,"size_vram":100}]}'
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        seen: list[str] = []
-
-        def do_GET(self) -> None:  # noqa: N802
-            Handler.seen.append(f"{self.client_address[0]} {self.path}")
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
+def _fake_install(tmp_path: Path, serve: str) -> Path:
     root = tmp_path / "inst"
     (root / "bin").mkdir(parents=True)
     (root / "lib" / "ollama" / "cuda_v12").mkdir(parents=True)
     (root / "lib" / "ollama" / "cuda_v12" / "libggml-cuda.so").write_text("")
-    ollama = fake_tool(
+    return fake_tool(
         root / "bin",
         "ollama",
         'case "$1" in\n'
-        "serve) while :; do sleep 1; done ;;\n"
+        f"serve) {serve} ;;\n"
         '-v) echo "ollama version is 0.12.3 host=$OLLAMA_HOST" ;;\n'
         'ps) echo "NAME    ID    SIZE    PROCESSOR    UNTIL" ;;\n'
         "esac",
     )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ollama_server_process_env_and_api(tmp_path: Path) -> None:
+    """A fake `ollama serve` with OLLAMA_HOST=0.0.0.0:PORT whose child holds the API: the probe
+    reads its /proc entry and environment and asks 127.0.0.1:PORT (never 0.0.0.0) for /api/ps."""
+    port = _free_port()
+    seen = tmp_path / "seen.txt"
+    (tmp_path / "api.py").write_text(SERVE_API)
+    ollama = _fake_install(tmp_path, f"python3 {tmp_path / 'api.py'} {port} {seen} & "
+                                     "while :; do sleep 1; done")
+    root = ollama.parents[1]
     env = {
         "PATH": "/usr/bin:/bin",
         "OLLAMA_HOST": f"0.0.0.0:{port}",
@@ -298,13 +313,15 @@ def test_ollama_server_process_env_and_api(tmp_path: Path) -> None:
     }
     serve = subprocess.Popen([str(ollama), "serve"], env=env, start_new_session=True)
     try:
-        time.sleep(0.3)
+        for _ in range(50):
+            time.sleep(0.1)
+            if _listening(port):
+                break
         path = f"{root / 'bin'}:/usr/bin:/bin"
         proc = run_probe(env={"OGF_PROBE_PATH": path, "PATH": path})
     finally:
-        serve.kill()
+        os.killpg(serve.pid, 9)
         serve.wait()
-        server.shutdown()
     sections = check_stream(proc.stdout)
     records = re.split(r"^pid=", sections["ollama-process.txt"], flags=re.M)
     mine = next(r for r in records if r.startswith(f"{serve.pid}\n"))
@@ -314,12 +331,48 @@ def test_ollama_server_process_env_and_api(tmp_path: Path) -> None:
     assert "cmdline=" in mine and "serve" in mine
     assert re.search(r"^user=\S+$", mine, re.M)
     assert re.search(r"^cgroup=", mine, re.M)
-    assert sections["api-ps.json"].strip() == body.decode()
-    assert any(s.startswith("127.0.0.1 /api/ps") for s in Handler.seen)
+    assert sections["api-ps.json"].strip() == SERVE_API.split("body = b'")[1].split("'")[0]
+    assert any(s.startswith("127.0.0.1 /api/ps") for s in seen.read_text().splitlines())
     assert f"host=http://127.0.0.1:{port}" in sections["ollama-version.txt"]
     assert "NAME" in sections["ollama-ps.txt"]
+    assert "api-owner=server" in sections["probe-meta.txt"]
     libs = sections["ollama-libs.txt"].splitlines()
     assert str(root / "lib" / "ollama" / "cuda_v12" / "libggml-cuda.so") in libs
+
+
+def test_an_api_on_the_port_that_is_not_the_servers_is_never_asked(tmp_path: Path) -> None:
+    """Issue 12: another process holds the port (another user's server, a fake, while the
+    service restarts): its answers are not the service's, so the probe asks it nothing."""
+    port = _free_port()
+    seen = tmp_path / "seen.txt"
+    (tmp_path / "api.py").write_text(SERVE_API)
+    stranger = subprocess.Popen(["python3", str(tmp_path / "api.py"), str(port), str(seen)],
+                                start_new_session=True)
+    ollama = _fake_install(tmp_path, "while :; do sleep 1; done")
+    serve = subprocess.Popen([str(ollama), "serve"], start_new_session=True,
+                             env={"PATH": "/usr/bin:/bin", "OLLAMA_HOST": f"127.0.0.1:{port}"})
+    try:
+        for _ in range(50):
+            time.sleep(0.1)
+            if _listening(port):
+                break
+        path = f"{ollama.parent}:/usr/bin:/bin"
+        proc = run_probe(env={"OGF_PROBE_PATH": path, "PATH": path})
+    finally:
+        for child in (serve, stranger):
+            os.killpg(child.pid, 9)
+            child.wait()
+    sections = check_stream(proc.stdout)
+    assert f"api-owner=foreign:{stranger.pid}" in sections["probe-meta.txt"]
+    assert "api=skipped" in sections["probe-meta.txt"] and "api-ps.json" not in sections
+    assert not seen.exists() or "/api/ps" not in seen.read_text()
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_api_host_mapping() -> None:
@@ -336,7 +389,7 @@ def test_api_host_mapping() -> None:
         "https://myhost": "https://myhost:443",
         "10.0.0.5:9999/x": "http://10.0.0.5:9999",
     }
-    script = [f"OGF_PROBE_LIB=1 . {PROBE}"]
+    script = [f"OGF_SHLIB_DIR={PROBE.parent} OGF_PROBE_LIB=1 . {PROBE}"]
     for value in cases:
         quoted = value.replace("'", "'\\''")
         script.append(f"PROC_HOST='{quoted}'; UNIT_HOST=; ogf_api_host; echo \"$API_URL\"")
@@ -346,7 +399,7 @@ def test_api_host_mapping() -> None:
 
 def test_unit_environment_host() -> None:
     script = (
-        f"OGF_PROBE_LIB=1 . {PROBE}\n"
+        f"OGF_SHLIB_DIR={PROBE.parent} OGF_PROBE_LIB=1 . {PROBE}\n"
         "printf '%s\\n' 'Environment=PATH=/usr/bin OLLAMA_HOST=0.0.0.0:1234 X=1' | ogf_env_host\n"
         "printf '%s\\n' '[Service]' 'Environment=\"OLLAMA_HOST=0.0.0.0\"' "
         "'#Environment=\"OLLAMA_HOST=9.9.9.9\"' | ogf_env_host\n"

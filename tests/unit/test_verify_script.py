@@ -212,7 +212,9 @@ def test_the_command_is_shlib_then_verify() -> None:
     lib = (PACKAGE / "shlib.sh").read_text()
     body = (PACKAGE / "verify.sh").read_text()
     text = script("verify")
-    assert text.startswith("#!/bin/sh") and text == lib + body
+    head = body[: body.index("\n\n") + 1] if body.startswith("#!/bin/sh") else ""
+    assert text.startswith("#!/bin/sh\n# ollama-gpu-fix verify")  # what it is, first
+    assert text == head + lib + body[len(head):]
     assert verify_script() == text and script("verify") is text  # read once
     command = GpuVerification().command(api="http://127.0.0.1:11434", model=MODEL, tokens=4,
                                         wait=60, baseline=False, pull=False)
