@@ -722,51 +722,13 @@ ogf_api_host() {
 	[ -n "$TRUSTED_SERVER" ] && API_OK=1
 	ogf_h=$PROC_HOST
 	[ -z "$ogf_h" ] && ogf_h=$UNIT_HOST
-	ogf_h=${ogf_h#\"}
-	ogf_h=${ogf_h%\"}
-	ogf_h=${ogf_h#\'}
-	ogf_h=${ogf_h%\'}
-	ogf_scheme=http
-	ogf_port=11434
-	case $ogf_h in
-	http://*)
-		ogf_h=${ogf_h#http://}
-		ogf_port=80
-		;;
-	https://*)
-		ogf_h=${ogf_h#https://}
-		ogf_scheme=https
-		ogf_port=443
-		;;
-	esac
-	ogf_h=${ogf_h%%/*}
-	ogf_h=${ogf_h##*@}
-	case $ogf_h in
-	\[*\]:*)
-		ogf_port=${ogf_h##*:}
-		ogf_h=${ogf_h%:*}
-		;;
-	\[*\]) ;;
-	*:*:*) ogf_h="[$ogf_h]" ;; # bare IPv6
-	*:*)
-		ogf_port=${ogf_h##*:}
-		ogf_h=${ogf_h%:*}
-		;;
-	esac
-	case $ogf_h in
-	'' | 0.0.0.0) ogf_h=127.0.0.1 ;;
-	'[::]' | '[::0]') ogf_h='[::1]' ;;
-	esac
-	case $ogf_h in *[!A-Za-z0-9.:\[\]_-]*) ogf_h=127.0.0.1 ;; esac
-	case $ogf_port in '' | *[!0-9]*) ogf_port=11434 ;; esac
-	API_HOSTPORT="$ogf_h:$ogf_port"
-	API_URL="$ogf_scheme://$API_HOSTPORT"
+	ogf_host_url "$ogf_h" # sets API_URL, API_HOSTPORT, API_PORT (shlib.sh)
 	# The API is the service's only when the process listening on its port is the trusted
 	# server or a child of it: another user can take the port while the service restarts.
 	API_OWNER=
 	[ -n "$API_OK" ] || return 0
 	# shellcheck disable=SC2034 # read and written by ogf_listeners (shlib.sh)
-	API_PORT=$ogf_port LISTENERS='' LISTENER_OUT=
+	LISTENERS='' LISTENER_OUT=''
 	ogf_listeners
 	for ogf_p in $LISTENERS; do
 		ogf_x=$ogf_p

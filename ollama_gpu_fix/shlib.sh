@@ -121,7 +121,7 @@ ogf_last() {
 
 # An OLLAMA_HOST value (or a URL) -> where the API listens, as Ollama's envconfig.Host() reads
 # it: scheme, [IPv6], port; never 0.0.0.0 (a client cannot talk to it). Sets API_URL
-# (scheme://host:port), API_HOSTPORT and API_PORT. The parsing of probe.sh's ogf_api_host.
+# (scheme://host:port), API_HOSTPORT and API_PORT (probe.sh and verify.sh both ask it).
 # shellcheck disable=SC2034 # the API_ variables are for the scripts
 ogf_host_url() {
 	ogf_h=$1
