@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.lab import aptrepo, base_image, config, hostprep, hosts, inventory, network
+from tests.lab import aptrepo, base_image, config, hostlock, hostprep, hosts, inventory, network
 from tests.lab.noworse import sections
 from tests.lab.profiles import Profile, load_all
 
@@ -51,6 +51,7 @@ class Lab:
         self.timings: dict[str, float] = {}
         self.claims: dict[str, dict[str, str]] = {}  # host -> what it says it is (after up)
         self.lock = threading.Lock()
+        self.locked = False  # holds hostlock between up and down
 
     # ------------------------------------------------------------------ state bookkeeping
 
@@ -72,6 +73,8 @@ class Lab:
         if why:
             raise RuntimeError(why)
         t0 = time.monotonic()
+        hostlock.acquire(self.log)
+        self.locked = True
         teardown_stale(self.log)
         base = base_image.ensure_base(self.log)
         self.timings["base"] = time.monotonic() - t0
@@ -80,7 +83,12 @@ class Lab:
         self.save()
         self.ssh = self.make_keys()
         signer = aptrepo.Signer(config.RUN_DIR / "gnupg")
-        self.urls = aptrepo.build_repos(config.RUN_DIR / "www", config.RUN_DIR / "debs", signer)
+        try:
+            self.urls = aptrepo.build_repos(config.RUN_DIR / "www", config.RUN_DIR / "debs",
+                                            signer)
+            keyring = signer.public_binary()
+        finally:
+            signer.close()  # its gpg-agent must not outlive a failed build
         self.state["bridge"] = True
         self.save()
         network.create_bridge()
@@ -88,8 +96,6 @@ class Lab:
         self.save()
         self.record_pid("apt-repo", aptrepo.serve(config.RUN_DIR / "www",
                                                  config.RUN_DIR / "apt-repo.log"))
-        keyring = signer.public_binary()
-        signer.close()
         pubkey = (config.RUN_DIR / "ssh/id_ed25519.pub").read_text()
         known = []
         for i, profile in enumerate(self.profiles, start=1):
@@ -271,7 +277,12 @@ class Lab:
     # ------------------------------------------------------------------ down
 
     def down(self) -> list[str]:
-        return teardown(self.state, self.log)
+        try:
+            return teardown(self.state, self.log)
+        finally:
+            if self.locked:
+                self.locked = False
+                hostlock.release()
 
 
 CLAIMS = """echo '@@ login-path'; printf '%s\\n' "$PATH"

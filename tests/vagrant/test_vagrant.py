@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from tests.lab import config
+from tests.lab import config, hostlock
 from tests.vagrant import vm
 
 ROOT = config.REPO_ROOT
@@ -55,7 +55,7 @@ def machine(tmp_path_factory):
         assert not problems, problems
         leftovers = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all",
                                     "--name"], capture_output=True, text=True).stdout.split()
-        assert not [d for d in leftovers if d.startswith("vagrant_")], leftovers
+        assert not [d for d in leftovers if d.startswith(hostlock.VM_DOMAIN_PREFIX)], leftovers
 
 
 def _report(runs, name: str) -> dict:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.lab import aptrepo, base_image, config, hostprep, network
+from tests.lab import aptrepo, base_image, config, hostlock, hostprep, network
 from tests.lab.lab import ollama_commands, package_commands
 from tests.lab.profiles import Profile, load_all
 from tests.vagrant import box
@@ -67,6 +67,7 @@ class VagrantVM:
         self.timings: dict[str, float] = {}
         self.env = dict(os.environ)
         self.profile: Profile = next(p for p in load_all() if p.name == PROFILE)
+        self.locked = False  # holds tests/lab/hostlock between up and down (the lab's bridge)
 
     # ---- libvirt -----------------------------------------------------------------------
     def _daemons(self) -> None:
@@ -98,6 +99,8 @@ class VagrantVM:
         artefacts = box.ensure_box(self.log)
         self.timings["box"] = time.monotonic() - t0
         self._daemons()
+        hostlock.acquire(self.log)  # after the daemons: its sweep undefines a dead run's VM
+        self.locked = True
         added = subprocess.run(["vagrant", "box", "list"], capture_output=True, text=True)
         marker = HERE / ".box-key"
         if box.BOX_NAME not in added.stdout or not marker.is_file() \
@@ -149,10 +152,12 @@ class VagrantVM:
         run = Path(tempfile.mkdtemp(prefix="ogf-vagrant-"))
         self.run_dir = run
         signer = aptrepo.Signer(run / "gnupg")
-        urls = aptrepo.build_repos(run / "www", run / "debs", signer)
+        try:
+            urls = aptrepo.build_repos(run / "www", run / "debs", signer)
+            keyring = signer.public_binary()
+        finally:
+            signer.close()
         self.started.append(aptrepo.serve(run / "www", run / "apt-repo.log"))
-        keyring = signer.public_binary()
-        signer.close()
         staging = run / "root"
         (staging / "etc/ssh").mkdir(parents=True)  # prepare() writes a host key there
         hostprep.prepare(staging, p, "", keyring, urls["debian"])
@@ -214,6 +219,9 @@ class VagrantVM:
             network.delete_bridge()
         if getattr(self, "run_dir", None):
             shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.locked:
+            self.locked = False
+            hostlock.release()
         return problems
 
 
