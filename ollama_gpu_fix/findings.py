@@ -91,6 +91,8 @@ class Finding:
 class Diagnosis:
     findings: list[Finding]
     primary: str
+    placement: dict[str, Any] | None = None  # placement.Placement.as_dict(): where it ran
+    chain: list[dict[str, Any]] | None = None  # rules/path.chain: each link's state
 
     @property
     def primary_finding(self) -> Finding | None:

@@ -105,6 +105,8 @@ def to_json(snapshot: Snapshot, diagnosis: Diagnosis, **extra: Any) -> dict[str,
     return {
         "findings": [f.to_json() for f in diagnosis.findings],
         "primary": diagnosis.primary,
+        "placement": diagnosis.placement,
+        "chain": diagnosis.chain,
         "summary": summary(snapshot),
         "problems": list(snapshot.problems),
         "snapshot": _plain(snapshot),
@@ -161,6 +163,16 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
             state = "service state not known"
         out.append(f"Ollama:    {s['ollama_version'] or 'version unknown'}, {state}")
     out.append(f"Primary:   {diagnosis.primary}")
+    if diagnosis.placement:
+        ran = diagnosis.placement
+        how = "; ".join(dict.fromkeys(
+            src["detail"] for src in ran["sources"] if src["rank"] == ran["rank"]
+            and src["where"] == ran["where"]))
+        out.append(f"Model ran: {ran['where']}" + (f" ({ran['rank']}: {how})" if how else ""))
+    for link in diagnosis.chain or []:
+        if link["state"] != "ok":
+            out.append(f"Path:      first {link['state']} link: {link['link']}")
+            break
     ordered = sorted(diagnosis.findings, key=lambda f: f.code != diagnosis.primary)
     for finding in ordered:
         out.append(f"  [{finding.severity}] {finding.code}: {finding.summary}")

@@ -49,4 +49,5 @@ SECTIONS: tuple[str, ...] = (
 )
 
 # Files read as free-form log evidence besides the named log sections.
-LOG_SECTIONS: tuple[str, ...] = ("ollama-serve.log", "journalctl.txt")
+# docker-run.txt: users paste the container's log under the command that started it.
+LOG_SECTIONS: tuple[str, ...] = ("ollama-serve.log", "journalctl.txt", "docker-run.txt")

@@ -398,6 +398,9 @@ class OllamaLog:
     model_memory: str | None = None  # `total memory` size="5.0 GiB" of the last load
     gpu_lines: list[Line] = field(default_factory=list)  # other lines that speak of GPUs
     line_count: int = 0
+    # every evidence line of the last run with its trusted text and fields (placement.py and
+    # the error families read these, never the raw line): (line, trusted text, fields)
+    records: list[tuple[Line, str, dict[str, str]]] = field(default_factory=list)
 
 
 # ---- containers ---------------------------------------------------------------------------------

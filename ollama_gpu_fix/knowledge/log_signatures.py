@@ -366,6 +366,9 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
         "default_num_ctx", "env", "version", "duration", "status", "minimum", "compute_cap",
         "runners", "backend", "major", "minor", "size", "buffer", "pid",
         "supported_types", "minimum_memory", "layer_size", "required", "detected",
+        # the runner Ollama started: its own path (runners/cpu_avx2/..., lib/ollama/cuda_v12);
+        # the rest of the command line is Ollama's flags and the model's blob path
+        "cmd", "runner.inference", "runner.devices", "runner.size", "runner.vram",
     }
 )
 # Every signature's pattern contains one of these words (a unit test holds it to that), so a
@@ -375,6 +378,7 @@ KEYWORDS = re.compile(
     r"driver|cuda|nvidia|nvml|rocm|amdgpu|amdhip|gfx|kfd|hip|rocblas|tensile|comgr|code object"
     r"|vulkan|integrated|discovery|visible|compatible|offloaded|memory|999|500|symbol"
     r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|dynamic llm|forward compat|tensile|not yet initialized"
+    r"|buffer size|llama server|runner|shared object|undefined symbol|nvrm|vk_error|metal|layers"
 )
 DISCOVERY_START = re.compile(
     r"looking for compatible GPUs|discovering available GPUs|Detecting GPU type", re.IGNORECASE

@@ -65,6 +65,8 @@ _FIRST_PAIR = re.compile(r" [A-Za-z_][\w.]*=")
 _ELISION = re.compile(r"(?:\[(?:\.\.\.|\u2026)\]|\.\.\.|\u2026) *")
 _PROMPT = re.compile(r"(?:[$#>\u276f]|\S+@\S+[:~][^$#]*[$#]) ")  # $ ollama serve, root@h:~# ...
 _GIN = "[GIN]"
+# llama.cpp common/log.cpp: elapsed time and a level letter before the message.
+_LLAMA_PREFIX = re.compile(r"\d{1,6}\.\d{2}\.\d{3}\.\d{3} [DIWEN] ")
 
 
 @dataclass
@@ -83,6 +85,9 @@ def classify(text: str) -> LogRecord | None:
     elided = _ELISION.match(line)
     if elided:
         line = line[elided.end() :]
+    stamped = _LLAMA_PREFIX.match(line)
+    if stamped:  # llama-server's own log (Ollama 0.30+ runs it): `0.00.006.542 E load_backend:`
+        line = line[stamped.end() :]
     if not line or line.startswith(_GIN) or "| [GIN]" in line[:64] or _PROMPT.match(line):
         return None
     if line.startswith("time=") or " msg=" in line or line.startswith("msg="):
@@ -110,10 +115,32 @@ def classify(text: str) -> LogRecord | None:
         return LogRecord("cli", line, {}, line)
     if line.startswith('env="map['):  # the server config line pasted from its env= on
         return _record("slog", "server config", line, scan_pairs(line, 0))
+    for msg in _BARE_MESSAGES:  # a slog line reformatted without quotes: `inference compute id=`
+        if line.startswith(msg + " ") and _FIRST_PAIR.match(line, len(msg)):
+            return _record("slog", msg, line, scan_pairs(line, len(msg) + 1))
+    if line.startswith('{"timestamp":'):
+        return _engine_json(line)
     fragment = _fragment(line)
     if fragment is None and any(s.pattern.match(line) for s in SIGNATURES):
         return LogRecord("message", line, {}, line)
     return fragment
+
+
+# Messages whose fields are evidence when a paste lost the quotes of msg="...".
+_BARE_MESSAGES = ("inference compute",)
+# The JSON log of the 0.1.x llama.cpp server (ext_server): only its `message` is read, and only
+# from functions that are not the request log (which echoes prompts).
+_JSON_MESSAGE = re.compile(r'"function":"(?P<function>\w{1,64})".{0,200}?"message":"'
+                           r'(?P<message>[^"\\]{1,1024})"')
+
+
+def _engine_json(line: str) -> LogRecord | None:
+    found = _JSON_MESSAGE.search(line)
+    if not found or _REQUEST_ECHO.match(found.group("function")) \
+            or found.group("function").startswith(("log_server", "update_slots", "launch_slot")):
+        return None
+    message = found.group("message")
+    return LogRecord("engine", message, {}, message)
 
 
 def _fragment(line: str) -> LogRecord | None:

@@ -42,6 +42,7 @@ _WORTH = re.compile(
     sig.KEYWORDS.pattern + r"|server config|listening on|inference compute|detecting gpu",
     re.IGNORECASE,
 )
+MAX_RECORDS = 20_000  # evidence lines kept per bundle (a day of a busy server's GPU lines)
 _LISTENING = re.compile(r"Listening on (?P<addr>\S+) \(version (?P<version>[^)]{1,40})\)")
 _COMPOSE_PREFIX = re.compile(r"[\w.-]{1,64}(?:-\d+)?\s{0,32}\| ")
 
@@ -107,6 +108,8 @@ def _scan(name: str, records: list[tuple[str, LogRecord]], log: OllamaLog) -> No
     for raw, record in records:
         line = Line(name, raw)
         msg, fields = record.msg, record.fields
+        if len(log.records) < MAX_RECORDS:
+            log.records.append((line, record.text, fields))
         if msg == "inference compute" or msg.endswith("inference compute"):
             if "library" in fields:
                 log.compute.append(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 
 from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Diagnosis, Finding, Remedy, choose_primary
-from ollama_gpu_fix.rules import amd, nvidia, outcome, platforms, service, vulkan
+from ollama_gpu_fix.rules import amd, nvidia, outcome, path, platforms, service, vulkan
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line, Snapshot
 
@@ -24,6 +24,9 @@ RULES: tuple[Rule, ...] = (
     *vulkan.RULES,
     *outcome.RULES,
 )
+# By mechanism (rules/path.py): they add a finding only for a code no rule above gave as an
+# error (a specific rule's remedy is the better one).
+MECHANISMS: tuple[Rule, ...] = path.RULES
 _FAILURE_EVENTS = (
     "ggml-init-failed",
     "discovery-failure",
@@ -45,11 +48,26 @@ def diagnose(snapshot: Snapshot) -> Diagnosis:
             findings.append(
                 Finding("other", "warning", f"rule {rule.__name__} failed: {exc!r}", [])
             )
-    findings.extend(_unexplained(ctx, findings))
+    specific = {f.code for f in findings if f.severity == "error"}
+    explained = {line for f in findings if f.severity == "error" for line in f.evidence}
+    for rule in MECHANISMS:
+        try:
+            for found in rule(ctx):
+                found.evidence = [ln for ln in found.evidence if ln not in explained]
+                if found.code not in specific and found.evidence:
+                    findings.append(found)
+        except Exception as exc:  # noqa: BLE001
+            findings.append(
+                Finding("other", "warning", f"rule {rule.__name__} failed: {exc!r}", [])
+            )
+    unknown = path.first_unknown(ctx, findings)
+    findings.extend([unknown] if unknown else _unexplained(ctx, findings))
     if not findings:
         findings.append(_not_enough(ctx))
     _advice_only_off_linux(ctx, findings)
-    return Diagnosis(findings=findings, primary=choose_primary(findings))
+    return Diagnosis(findings=findings, primary=choose_primary(findings),
+                     placement=ctx.placement.as_dict(),
+                     chain=[link.as_dict() for link in path.chain(ctx, findings)])
 
 
 def _advice_only_off_linux(ctx: Context, findings: list[Finding]) -> None:

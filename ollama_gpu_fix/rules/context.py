@@ -11,9 +11,11 @@ from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.knowledge import amd, nvidia
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.versions import era_of, parse_version
+from ollama_gpu_fix.placement import PLANNED, Placement, determine
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 
 INTEL_VENDOR = "8086"
+_CC = re.compile(r"compute capability (\d{1,2}\.\d)")
 _GFX = re.compile(r"\bgfx[0-9a-f]{3,4}\b")
 _WINDOWS = re.compile(r"[A-Za-z]:\\\\?(?:Users|Program Files|Windows)|\.dll\b|amd_windows\.go"
                       r"|AppData\\")
@@ -175,6 +177,10 @@ class Context:
         caps += [
             c.compute for c in self.compute if (c.library or "").lower() == "cuda" and c.compute
         ]
+        for _line, text, _fields in self.s.log.records if self.s.log else []:
+            found = _CC.search(text) if "compute capability" in text else None
+            if found:  # ggml_cuda_init's `Device 0: Tesla K80, compute capability 3.7`
+                caps.append(found.group(1))
         return caps
 
     @cached_property
@@ -184,8 +190,15 @@ class Context:
 
     # ---- outcome ------------------------------------------------------------------------------
     @cached_property
+    def placement(self) -> Placement:
+        """Where the model ran, from quantities (placement.py)."""
+        return determine(self.s)
+
+    @cached_property
     def gpu_in_use(self) -> bool:
         """Evidence that Ollama found a GPU and, unless a load says otherwise, uses it."""
+        if self.placement.where in ("cpu", "partial") and self.placement.rank >= PLANNED:
+            return False  # seen or planned off the GPU: never ok-gpu, whatever discovery says
         offload = self.s.log.layers_offloaded if self.s.log else None
         if offload and offload[1] > 0 and offload[0] == 0 and not self.gpu_used:
             return False  # found, but the load put nothing on it
@@ -199,6 +212,8 @@ class Context:
         initialised, the scheduler placing the load on a GPU. Detection alone is not use."""
         models = self.s.loaded_models or []
         log = self.s.log
+        if self.placement.rank >= PLANNED:
+            return self.placement.where in ("gpu", "partial")
         offload = log.layers_offloaded if log else None
         if offload and offload[1] > 0:
             return offload[0] > 0
@@ -213,6 +228,8 @@ class Context:
         """Live evidence that Ollama ended on the CPU."""
         log = self.s.log
         models = self.s.loaded_models or []
+        if self.placement.where == "cpu":
+            return True
         return (
             bool(
                 (self.compute and not self.gpu_compute)
