@@ -30,7 +30,8 @@ _OFFLOADED = re.compile(r"offloaded (\d{1,5})/(\d{1,5}) layers to GPU")
 _BUFFER = re.compile(r"\b(CUDA|ROCm|Vulkan|Metal|SYCL|MUSA|CANN|CPU)(?:\d{1,2}|_Mapped|_REPACK)?"
                      r" (?:model|KV|compute)(?: buffer)? size = +(\d{1,9}(?:\.\d{1,3})?) MiB")
 _LOADED_BACKEND = re.compile(r"load_backend: loaded (\w{1,16}) backend from")
-_GPU_LAYERS = re.compile(r"GPULayers:(\d{1,5})(?:\[(?:ID:\S{1,80} )?Layers:\d{1,5}\((\d{1,5})\.\.)?")
+_GPU_LAYERS = re.compile(
+    r"GPULayers:(\d{1,5})(?:\[(?:ID:\S{1,80} )?Layers:\d{1,5}\((\d{1,5})\.\.)?")
 _NO_GPU_LAYERS = re.compile(r"GPULayers:\[\]")
 _CPU_RUNNER = re.compile(r"/runners/cpu\w{0,16}/|/runners/cpu\b")
 _GPU_RUNNER = re.compile(r"/runners/(?:cuda|rocm)\w{0,24}/")

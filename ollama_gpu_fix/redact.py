@@ -115,10 +115,17 @@ def shell_env_text(text: str) -> str:
 _COMPOSE_ENV = re.compile(r"^(\s+)([A-Za-z_][A-Za-z0-9_]*)(\s*:\s*)(\S.*)$")
 
 
+# A log line of Ollama (slog or Go's std log), maybe behind compose's `service  | ` prefix.
+_PASTED_LOG = re.compile(r"(?:[\w.-]{1,64} {0,32}\| )?(?:time=|\d{4}/\d{2}/\d{2} \d)")
+
+
 def container_text(text: str) -> str:
     """docker/podman command lines (`-e NAME=value`) and compose `environment:` entries."""
     lines = []
     for line in text.split("\n"):
+        if _PASTED_LOG.match(line):  # the container's log pasted under its command
+            lines.append(log_text(line))
+            continue
         mapping = _COMPOSE_ENV.match(line)
         if mapping and mapping.group(2).isupper() and not is_kept(mapping.group(2)):
             line = mapping.group(1) + mapping.group(2) + mapping.group(3) + REDACTED

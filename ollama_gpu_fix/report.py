@@ -169,10 +169,11 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
             src["detail"] for src in ran["sources"] if src["rank"] == ran["rank"]
             and src["where"] == ran["where"]))
         out.append(f"Model ran: {ran['where']}" + (f" ({ran['rank']}: {how})" if how else ""))
-    for link in diagnosis.chain or []:
-        if link["state"] != "ok":
-            out.append(f"Path:      first {link['state']} link: {link['link']}")
-            break
+    chain = diagnosis.chain or []
+    first = next((link for link in chain if link["state"] == "broken"),
+                 next((link for link in chain if link["state"] == "unknown"), None))
+    if first:
+        out.append(f"Path:      first {first['state']} link: {first['link']}")
     ordered = sorted(diagnosis.findings, key=lambda f: f.code != diagnosis.primary)
     for finding in ordered:
         out.append(f"  [{finding.severity}] {finding.code}: {finding.summary}")

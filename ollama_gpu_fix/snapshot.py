@@ -452,6 +452,7 @@ class Snapshot:
     installed_models: dict[str, int | None] | None = None  # api-tags.json: name -> size
     log: OllamaLog | None = None
     dmesg: list[Line] | None = None
+    traces: list[tuple[str, Line]] | None = None  # (platform, line): parsers/traces.py
     container_run: ContainerRun | None = None
     sections: list[str] = field(default_factory=list)  # bundle files that were present
     # what could not be read or parsed, and why (a failed reader is reported, never silent)

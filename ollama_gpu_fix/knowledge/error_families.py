@@ -76,6 +76,7 @@ CUDA_SENTENCES: tuple[tuple[str, int], ...] = (
     ("driver version is insufficient", 35),
     ("no kernel image is available", 209),
     ("no cuda-capable device is detected", 100),
+    ("no nvidia devices detected", 100),  # Ollama's own words for a libcuda with 0 devices
     ("forward compatibility was attempted", 804),
     ("unsupported display driver / cuda driver combination", 803),
     ("system not yet initialized", 802),
@@ -158,7 +159,8 @@ _FAILING = re.compile(r"fault|fail|error|timeout|timed out|unable|cannot|invalid
 FAMILIES: tuple[Family, ...] = (
     _f("cuda", r"\b(?:cudaError\w+|CUDA_ERROR_\w+)|\bCUDA error\b|\bcuda\w* init failure: \d+"
        r"|\bcuInit\b|\bcudaSetDevice err: \d+|failed to initialize CUDA|\bnvcuda\b"
-       r"|unable to load cudart|cuda driver library init failure", "nvidia", "runtime", "other",
+       r"|unable to load cudart|cuda driver library init failure|no nvidia devices detected",
+       "nvidia", "runtime", "other",
        "ggml-org/llama.cpp ggml/src/ggml-cuda/ggml-cuda.cu (CUDA_CHECK, ggml_cuda_init); "
        "ollama/ollama@v0.11.10:discover/gpu_info_cudart.c, gpu_info_nvcuda.c"),
     _f("nvml", r"\bNVML_ERROR_\w+|Failed to initialize NVML|\bnvmlInit\w*|nvidia-smi command "

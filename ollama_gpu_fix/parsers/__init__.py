@@ -23,6 +23,7 @@ from ollama_gpu_fix.parsers import (
     probe_meta,
     rocm,
     systemd,
+    traces,
     users,
     vulkan,
 )
@@ -59,6 +60,7 @@ PARSERS: dict[str, Callable[[Mapping[str, str]], Any]] = {
     "log": ollama_log.parse,
     "dmesg": kernel.parse_dmesg,
     "container_run": containers.parse,
+    "traces": traces.parse,
 }
 
 

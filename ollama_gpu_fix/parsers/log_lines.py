@@ -43,6 +43,7 @@ from ollama_gpu_fix.knowledge.log_signatures import SIGNATURES, TRUSTED_KEYS
 MAX_LINE = 16 * 1024
 
 _STDLOG = re.compile(r"\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)? [\w.-]+\.go:\d+: ")
+_STDLOG_NO_DATE = re.compile(r"[a-z_]{1,32}\.go:\d{1,5}: ")
 _SOURCE_FRAGMENT = re.compile(r"[\w.-]+\.go:\d+ (?=msg=)")
 # A C/C++ function or file prefix as llama.cpp, ggml and Ollama's C code print it.
 _ENGINE = re.compile(
@@ -106,6 +107,10 @@ def classify(text: str) -> LogRecord | None:
     match = _SOURCE_FRAGMENT.match(line)
     if match:
         return _slog(line[match.end() :])
+    match = _STDLOG_NO_DATE.match(line)
+    if match:  # Go's std log pasted without its date: `routes.go:891: warning: ...`
+        msg = line[match.end() :]
+        return LogRecord("stdlog", msg, {}, msg)
     if _ENGINE.match(line):
         head = line.split(":", 1)[0]
         if _REQUEST_ECHO.match(head) or _METADATA.match(line):
@@ -173,7 +178,8 @@ def _record(shape: str, msg: str, line: str, pairs: list[tuple[str, str, int, in
     kept: list[str] = []
     cursor = 0
     for key, value, start, end in pairs:
-        if key == "msg" or trusted_key(key):
+        if key == "msg" or trusted_key(key) or (key == "request" and msg == "load"):
+            # `msg=load request="{... GPULayers:...}"`: the runner's own load plan
             fields[key] = value
             continue
         kept.append(line[cursor:start])  # blank the value of a key no evidence comes from

@@ -61,6 +61,8 @@ def diagnose(snapshot: Snapshot) -> Diagnosis:
                 Finding("other", "warning", f"rule {rule.__name__} failed: {exc!r}", [])
             )
     unknown = path.first_unknown(ctx, findings)
+    if unknown:  # the failures printed on the way are the first thing to read
+        unknown.evidence = list(dict.fromkeys(ctx.lines(*_FAILURE_EVENTS) + unknown.evidence))
     findings.extend([unknown] if unknown else _unexplained(ctx, findings))
     if not findings:
         findings.append(_not_enough(ctx))

@@ -59,6 +59,12 @@ def gfx_unsupported(ctx: Context) -> Iterator[Finding]:
         e.line for e in ctx.events(*sig.GFX_UNSUPPORTED) if _supported_list(e.fields)
     ]
     evidence += ctx.lines("amd-no-rocblas-target", "hip-no-binary", "rocblas-no-arch")
+    # any era's discovery dropping a device it names by gfx as unsupported (0.12's bootstrap:
+    # `removing unsupported or overlapping GPU combination ... compute=gfx1031`)
+    for line, text, fields in ctx.s.log.records if ctx.s.log else []:
+        if any(fields.get(k, "").startswith("gfx") for k in ("compute", "gfx_target", "gpu_type")) \
+                and "unsupported" in text.lower() and line not in evidence:
+            evidence.append(line)
     has_override = "HSA_OVERRIDE_GFX_VERSION" in (ctx.service_env or {})
     overrides: dict[int, tuple[str, amd.Override]] = {}  # device index -> (gfx, override)
     for index, gfx in enumerate(ctx.amd_gfx):

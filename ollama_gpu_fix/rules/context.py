@@ -17,9 +17,6 @@ from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 INTEL_VENDOR = "8086"
 _CC = re.compile(r"compute capability (\d{1,2}\.\d)")
 _GFX = re.compile(r"\bgfx[0-9a-f]{3,4}\b")
-_WINDOWS = re.compile(r"[A-Za-z]:\\\\?(?:Users|Program Files|Windows)|\.dll\b|amd_windows\.go"
-                      r"|AppData\\")
-_MACOS = re.compile(r"/Applications/Ollama\.app|\.dylib\b|library=Metal\b")
 
 
 class Context:
@@ -137,6 +134,11 @@ class Context:
             gfx = event.fields.get("gpu_type") or event.fields.get("gfx_target")
             if gfx and _GFX.fullmatch(gfx) and gfx not in found:
                 found.append(gfx)
+        for _line, _text, fields in self.s.log.records if self.s.log else []:
+            for key in ("compute", "gfx_target", "gpu_type"):  # any era's device fields
+                gfx = fields.get(key) or ""
+                if _GFX.fullmatch(gfx) and gfx not in found:
+                    found.append(gfx)
         return found
 
     @cached_property
@@ -250,17 +252,17 @@ class Context:
         smi = self.s.nvidia_smi
         if smi and smi.error and "blocked by the operating system" in smi.error.text:
             return "wsl2"  # NVML_ERROR_OPERATING_SYSTEM: GPU-PV refusing the guest
-        if self.s.log:
-            texts = [e.line.text for e in self.s.log.events] + [
-                ln.text for ln in self.s.log.gpu_lines
-            ] + [c.raw.text for c in self.compute if c.raw]
-            if any("/usr/lib/wsl/" in t for t in texts):
-                return "wsl2"
-            if any(_WINDOWS.search(t) for t in texts):
-                return "windows"
-            if any(_MACOS.search(t) for t in texts):
-                return "macos"
+        traced = dict(self.s.traces or [])
+        for candidate in ("container", "wsl1", "wsl2", "windows", "macos"):
+            if candidate in traced:
+                return candidate
         return where
+
+    @cached_property
+    def platform_trace(self) -> list[Line]:
+        """The pasted line that placed the platform (when no OS facts did)."""
+        traced = dict(self.s.traces or [])
+        return [traced[self.platform]] if self.platform in traced else []
 
     @cached_property
     def jetson(self) -> bool:

@@ -113,10 +113,10 @@ def family_errors(ctx: Context) -> Iterator[Finding]:
         return  # the GPU was found and nothing shows the model off it: a passing error
     by_code: dict[str, list[tuple[str, str, Line]]] = {}
     for family, meaning, label, line in component_errors(ctx):
-        if family.vendor == "amd" and not ctx.has_amd:
-            continue
+        if family.vendor == "amd" and ctx.has_nvidia and not ctx.has_amd:
+            continue  # Ollama probes ROCm on every host: its complaints on an NVIDIA one
         if family.vendor == "nvidia" and ctx.has_amd and not ctx.has_nvidia:
-            continue
+            continue  # and CUDA on every host
         code = meaning.code
         if meaning.link in ("kernel-driver", "device-access"):
             code = _in_container_or_wsl(ctx, code)
@@ -144,17 +144,22 @@ def backend_without_gpu(ctx: Context) -> Iterator[Finding]:
         return
     if any(f.id == "load-backend" for f, *_ in component_errors(ctx)):
         return
+    if any(s.where == "cpu" and s.rank in (PLANNED, 1) for s in p.sightings):
+        return  # the plan or discovery had already chosen the CPU: the runner followed it
     gpu_seen = [s for s in p.sightings if s.where != "cpu" and s.rank in (PLANNED, 1)]
-    detected = ctx.has_nvidia or ctx.has_amd or bool(gpu_seen) or bool(_driver_lines(ctx))
-    if not detected:
-        return
+    libs = ctx.s.ollama_libs
+    no_gpu_libs = bool(libs and libs.files and not libs.variants)
+    if ctx.hardware_known and not (ctx.has_nvidia or ctx.has_amd or ctx.has_intel):
+        return  # no GPU in the machine: CPU code is all it can run
     evidence = [s.line for s in cpu_runner if s.line] + [s.line for s in gpu_seen if s.line]
+    if no_gpu_libs:
+        evidence += libs.raw[:2]
     yield Finding(
         "ollama-build-without-gpu",
         "error",
         "A GPU is there, but the runner Ollama started had only CPU code: this Ollama build or"
         " its library directory has no backend for the GPU.",
-        list(dict.fromkeys(evidence + _driver_lines(ctx)[:2]))[:8],
+        list(dict.fromkeys(evidence + _driver_lines(ctx)[:2]))[:8],  # noqa: RUF005
         Remedy(act.ADVISE, "Install Ollama's GPU build (the official bundle with lib/ollama/"
                "cuda_*, rocm or vulkan; for a distribution package its -cuda/-rocm variant),"
                " then check `load_backend: loaded CUDA/ROCm backend` in the log."),
@@ -237,8 +242,11 @@ def chain(ctx: Context, findings: list[Finding]) -> list[LinkState]:
             states.append(LinkState(link, "broken", f"{f.code}: {f.summary}", f.evidence[:3]))
             continue
         downstream_ok = in_use or (detected and fam.LINKS.index("discovery") >= index)
+        own = _own_proof(ctx, link)
         if link == "hardware" and present:
             states.append(LinkState(link, "ok", "a GPU is in the evidence", []))
+        elif own:
+            states.append(LinkState(link, "ok", own[0], own[1]))
         elif downstream_ok:
             states.append(LinkState(link, "ok", "a later link worked (the GPU was "
                                     + ("used" if in_use else "found by discovery") + ")",
@@ -247,6 +255,23 @@ def chain(ctx: Context, findings: list[Finding]) -> list[LinkState]:
             states.append(LinkState(link, "unknown", f"not shown; decides: {DECIDES[link]}",
                                     []))
     return states
+
+
+def _own_proof(ctx: Context, link: str) -> tuple[str, list[Line]] | None:
+    """A link shown working by its own tool: the loaded kernel module answering, the
+    user-space driver's CUDA version."""
+    smi, kern, rocm = ctx.s.nvidia_smi, ctx.s.nvidia_kernel, ctx.s.rocm
+    if link == "kernel-driver":
+        if kern and kern.version:
+            return f"NVIDIA kernel module {kern.version} loaded", kern.raw[:1]
+        if smi and smi.driver_version and not smi.error:
+            return f"nvidia-smi answers (driver {smi.driver_version})", smi.raw[:1]
+        if rocm and rocm.kfd_nodes:
+            return "the KFD lists the GPU", []
+    if link == "runtime" and smi and smi.cuda_version and smi.cuda_version != "N/A" \
+            and not smi.error and ctx.platform != "container":
+        return f"libcuda answers (CUDA {smi.cuda_version})", smi.raw[:1]
+    return None
 
 
 def first_unknown(ctx: Context, findings: list[Finding]) -> Finding | None:

@@ -24,7 +24,7 @@ def wsl1(ctx: Context) -> Iterator[Finding]:
             "wsl1-unsupported",
             "error",
             "This is WSL 1, which has no GPU passthrough.",
-            ctx.s.kernel.raw[:1] if ctx.s.kernel else [],
+            (ctx.s.kernel.raw[:1] if ctx.s.kernel else []) or ctx.platform_trace,
             Remedy(act.ADVISE, "Convert the distribution: `wsl --set-version <distro> 2`."),
         )
 
@@ -171,6 +171,11 @@ def container(ctx: Context) -> Iterator[Finding]:
         evidence += ctx.lines(
             "amd-kfd-not-loaded", "cuda-init-500", "cuda-no-device", "rocm-no-device"
         )
+    if in_container and ctx.cpu_fallback and not ctx.gpu_compute and not evidence:
+        # inside a container the GPU's kernel driver is the host's: a discovery that found
+        # nothing is first of all a container that was not handed the GPU
+        evidence += ctx.lines("no-compatible-gpus") + ctx.placement.evidence[:2]
+        evidence += ctx.platform_trace if evidence else []
     if in_container and not ctx.gpu_compute and s.dev_nodes is not None:
         nodes = {d.path for d in s.dev_nodes}
         if ctx.has_nvidia and not any(p.startswith("/dev/nvidia") for p in nodes):

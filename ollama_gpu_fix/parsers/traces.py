@@ -1,0 +1,70 @@
+"""Platform and packaging from any trace in the bundle: what a pasted line says about where
+Ollama runs, when no OS facts were collected (a bundle of pasted excerpts).
+
+Traces: Windows paths and DLL names and Ollama's *_windows.go sources; macOS app paths,
+.dylib and Metal; container pastes (compose's `service  | ` prefix on log lines, `docker
+inspect` JSON, `docker run`/`docker logs`/`docker exec` and `kubectl` commands, a compose
+file); WSL 1 (install.sh's refusal) and WSL 2 (a resolved /usr/lib/wsl/lib library, /dev/dxg).
+Never a trace: Ollama's own fixed library search globs, which list /usr/lib/wsl/lib and
+C:\\Windows\\System32 on every host (`/usr/lib/wsl/lib/libnvidia-ml.so*` in
+ollama/ollama@v0.5.7:discover/gpu_linux.go NvmlGlobs), so a path counts only when it is not a
+glob. Each file is read line by line, lines capped, one linear regex per platform.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ollama_gpu_fix.parsers.log_lines import MAX_LINE
+from ollama_gpu_fix.snapshot import Line
+
+MAX_LINES = 20_000  # per file: traces come early in any paste
+
+_TRACES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("wsl1", re.compile(r"WSL1 is not currently supported|WSL 1 is not supported", re.I)),
+    ("wsl2", re.compile(r"/usr/lib/wsl/lib/lib[\w-]+\.so[\d.]*(?![\w.*])|/dev/dxg\b"
+                        r"|microsoft-standard-WSL2")),
+    ("windows", re.compile(r"[A-Za-z]:\\\\?(?:Users|Program Files|ProgramData)\\"
+                           r"|AppData\\\\?Local\\\\?(?:Programs|Ollama)"
+                           r"|\b\w+_windows\.go:\d|\b(?:nvcuda|amdhip64\w*|ggml-\w+|cudart64\w*)\.dll\b")),
+    ("macos", re.compile(r"/Applications/Ollama\.app|\.dylib\b|\blibrary=Metal\b|\bggml_metal_init"
+                         r"|\bMTLDevice\b")),
+    ("container", re.compile(r"^[\w.-]{1,64}(?:-\d{1,3})? {0,32}\| (?:time=|\d{4}/\d\d/\d\d )"
+                             r"|^\s*\"(?:Env|Image|Runtime|DeviceRequests)\": "
+                             r"|^\s*(?:\$ |# )?(?:sudo )?(?:docker|podman|nerdctl)"
+                             r" (?:run|logs|exec|compose|inspect)\b"
+                             r"|^\s*(?:\$ )?kubectl |\bnvidia\.com/gpu\b|^\s*runtime: nvidia\b")),
+)
+_LITERALS: dict[str, tuple[str, ...]] = {
+    "wsl1": ("WSL",),
+    "wsl2": ("/usr/lib/wsl/lib/", "/dev/dxg", "WSL2"),
+    "windows": (":\\", "_windows.go", ".dll"),
+    "macos": ("Ollama.app", ".dylib", "Metal", "metal", "MTLDevice"),
+    "container": ("| ", '"', "docker", "podman", "nerdctl", "kubectl", "nvidia.com/", "runtime:"),
+}
+# Files whose name alone places Ollama in a container.
+_CONTAINER_FILES = re.compile(
+    r"^(?:docker|podman|compose|kubectl|k8s|pod)[\w.-]*\.(?:txt|ya?ml|json)$")
+
+
+def parse(sections: Mapping[str, str]) -> list[tuple[str, Line]] | None:
+    """(platform, the line that says so) for each platform traced, first trace each."""
+    found: dict[str, Line] = {}
+    for name, text in sections.items():
+        if not isinstance(text, str):
+            continue
+        if _CONTAINER_FILES.match(name) and "container" not in found:
+            found["container"] = Line(name, f"(a {name} file in the bundle)")
+        for count, raw in enumerate(text.split("\n")):
+            if count >= MAX_LINES:
+                break
+            line = raw[:MAX_LINE]
+            for where, pattern in _TRACES:
+                if where in found or not any(k in line for k in _LITERALS[where]):
+                    continue  # a literal every trace of that platform holds: most lines skip
+                if pattern.search(line):
+                    found[where] = Line(name, line.strip())
+            if len(found) == len(_TRACES):
+                break
+    return list(found.items()) or None
