@@ -151,7 +151,8 @@ def _f(id_: str, regex: str, vendor: str, link: str, code: str, source: str,
                   failing)
 
 
-_FAILING = re.compile(r"fault|fail|error|timeout|timed out|unable|cannot|invalid", re.I)
+_FAILING = re.compile(r"fault|fail|error|timeout|timed out|unable|cannot|invalid|\bXid\b"
+                      r"|mismatch|fallen off", re.I)
 
 
 # Each pattern is one alternation of literal-led branches: linear on a line (lines are capped
@@ -167,7 +168,7 @@ FAMILIES: tuple[Family, ...] = (
        r"failed|NVIDIA-SMI has failed", "nvidia", "kernel-driver", "other",
        "nvml.h nvmlReturn_t; ollama/ollama@v0.1.17:gpu/gpu.go (nvidia-smi probe)"),
     _f("nvrm", r"\bNVRM: ", "nvidia", "kernel-driver", "other",
-       "the NVIDIA kernel module's log prefix (dmesg)"),
+       "the NVIDIA kernel module's log prefix (dmesg)", failing=True),
     _f("hip", r"\bhipError\w+|\bHIP error\b|\brocBLAS error\b", "amd", "runtime", "other",
        "ROCm/HIP include/hip/hip_runtime_api.h; ggml-org/llama.cpp ggml/src/ggml-cuda (HIP build)"),
     _f("amd-kernel", r"\bgcvm_l2_protection_fault|\bamdgpu_job_timedout|\bamdgpu\b|\bamdkfd\b"
@@ -226,6 +227,8 @@ def meaning(family: Family, text: str) -> tuple[Meaning, str]:
                         # was built against: a driver older than the caller
                         return Meaning("runtime", "nvidia-driver-too-old"), lib
                     return found, lib
+    if family.id == "nvrm" and "api mismatch" in text.lower():
+        return Meaning("runtime", "nvidia-driver-mismatch"), "NVRM: API mismatch"
     if family.id == "nvml":
         lower = text.lower()
         for sentence, found in NVML_SENTENCES:

@@ -48,23 +48,32 @@ _CONTAINER_FILES = re.compile(
     r"^(?:docker|podman|compose|kubectl|k8s|pod)[\w.-]*\.(?:txt|ya?ml|json)$")
 
 
+# Packaging: the image tag a container runs names Ollama's version when nothing else does.
+IMAGE_TAG = re.compile(r"\bollama/ollama:v?(\d{1,2}\.\d{1,3}\.\d{1,3})(?:-rc\d{1,2})?\b")
+
+
 def parse(sections: Mapping[str, str]) -> list[tuple[str, Line]] | None:
-    """(platform, the line that says so) for each platform traced, first trace each."""
+    """(platform, the line that says so) for each platform traced, first trace each; and
+    ("image", line) for an ollama/ollama:<version> image tag."""
     found: dict[str, Line] = {}
     for name, text in sections.items():
         if not isinstance(text, str):
             continue
-        if _CONTAINER_FILES.match(name) and "container" not in found:
-            found["container"] = Line(name, f"(a {name} file in the bundle)")
         for count, raw in enumerate(text.split("\n")):
             if count >= MAX_LINES:
                 break
             line = raw[:MAX_LINE]
+            if "image" not in found and "ollama/ollama:" in line and IMAGE_TAG.search(line):
+                found["image"] = Line(name, line.strip())
             for where, pattern in _TRACES:
                 if where in found or not any(k in line for k in _LITERALS[where]):
                     continue  # a literal every trace of that platform holds: most lines skip
                 if pattern.search(line):
                     found[where] = Line(name, line.strip())
-            if len(found) == len(_TRACES):
+            if len(found) > len(_TRACES):
                 break
+    if "container" not in found:
+        named = next((n for n in sorted(sections) if _CONTAINER_FILES.match(n)), None)
+        if named:
+            found["container"] = Line(named, f"(a {named} file in the bundle)")
     return list(found.items()) or None

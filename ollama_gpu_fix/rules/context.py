@@ -11,6 +11,7 @@ from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.knowledge import amd, nvidia
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.versions import era_of, parse_version
+from ollama_gpu_fix.parsers.traces import IMAGE_TAG
 from ollama_gpu_fix.placement import PLANNED, Placement, determine
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 
@@ -47,7 +48,13 @@ class Context:
         v = self.s.ollama_version
         return parse_version(v.version if v else None) or parse_version(
             self.s.log.version if self.s.log else None
-        )
+        ) or self._image_version()
+
+    def _image_version(self) -> Version | None:
+        """The version an `ollama/ollama:X.Y.Z` image tag names (a container paste)."""
+        line = dict(self.s.traces or []).get("image")
+        found = IMAGE_TAG.search(line.text) if line else None
+        return parse_version(found.group(1)) if found else None
 
     @cached_property
     def era(self) -> str | None:

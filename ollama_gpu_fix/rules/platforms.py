@@ -171,7 +171,10 @@ def container(ctx: Context) -> Iterator[Finding]:
         evidence += ctx.lines(
             "amd-kfd-not-loaded", "cuda-init-500", "cuda-no-device", "rocm-no-device"
         )
-    if in_container and ctx.cpu_fallback and not ctx.gpu_compute and not evidence:
+    handed = bool(run and (run.gpus_flag or run.runtime == "nvidia"
+                           or any(d.startswith(("/dev/kfd", "/dev/dri")) for d in run.devices)))
+    if in_container and ctx.cpu_fallback and not ctx.gpu_compute and not evidence \
+            and not handed:
         # inside a container the GPU's kernel driver is the host's: a discovery that found
         # nothing is first of all a container that was not handed the GPU
         evidence += ctx.lines("no-compatible-gpus") + ctx.placement.evidence[:2]

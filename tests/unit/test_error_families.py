@@ -74,3 +74,12 @@ def test_every_meaning_is_a_link_and_a_failure_code() -> None:
 def test_every_family_cites_its_source() -> None:
     for family in fam.FAMILIES:
         assert family.source
+
+
+def test_the_nvidia_kernel_modules_own_lines_are_errors_only_when_they_say_so() -> None:
+    assert fam.match("NVRM: loading NVIDIA UNIX x86_64 Kernel Module  535.183.01") is None
+    xid = "NVRM: Xid (PCI:0000:01:00): 79, pid=1234, GPU has fallen off the bus."
+    assert fam.match(xid) is not None
+    mismatch = "NVRM: API mismatch: the client has the version 550.90.07, but this kernel module"
+    found = fam.match(mismatch)
+    assert found and fam.meaning(found, mismatch)[0].code == "nvidia-driver-mismatch"

@@ -95,3 +95,16 @@ def test_an_error_of_a_vendor_not_in_the_machine_is_ollamas_routine_probe() -> N
            "load_tensors: offloaded 49/49 layers to GPU\n")
     d = diagnose(build_snapshot({"ollama-serve.log": log}))
     assert d.primary == "ok-gpu"
+
+
+def test_an_old_driver_beside_an_image_tag_is_too_old_for_that_release() -> None:
+    """No server log names the version; the image tag the container runs does."""
+    files = {
+        "docker-run.txt": "$ docker run -d --gpus=all -p 11434:11434 ollama/ollama:0.12.3\n",
+        "nvidia-smi.txt": "| NVIDIA-SMI 470.256.02   Driver Version: 470.256.02   CUDA Version:"
+                          " 11.4     |\n",
+        "ollama-serve.log": 'time=2025-10-01T00:00:00Z level=INFO source=types.go:60 msg="inference'
+                            ' compute" id=cpu library=cpu compute="" name=cpu total="31.2 GiB"\n',
+    }
+    d = diagnose(build_snapshot(files))
+    assert d.primary == "nvidia-driver-too-old"  # --gpus=all: the hand-over was done
