@@ -114,6 +114,14 @@ HIP_NAMES: dict[str, Meaning] = {
     "hiperrorsharedobjectinitfailed": Meaning("runtime", "rocm-missing"),
     "hiperrornotinitialized": Meaning("runtime", "other"),
 }
+# hipGetErrorString's sentences (what ggml's HIP build prints as `HIP error: ...`).
+HIP_SENTENCES: tuple[tuple[str, Meaning], ...] = (
+    ("invalid device function", Meaning("ollama-backend", "rocm-gfx-unsupported")),
+    ("no kernel image", Meaning("ollama-backend", "rocm-gfx-unsupported")),
+    ("no binary for gpu", Meaning("ollama-backend", "rocm-gfx-unsupported")),
+    ("out of memory", Meaning("scheduler", "vram-insufficient")),
+    ("no rocm-capable device", Meaning("device-access", "other")),
+)
 # VkResult names (vulkan_core.h).
 VK_NAMES: dict[str, Meaning] = {
     "vk_error_incompatible_driver": Meaning("runtime", "other"),
@@ -227,6 +235,11 @@ def meaning(family: Family, text: str) -> tuple[Meaning, str]:
                         # was built against: a driver older than the caller
                         return Meaning("runtime", "nvidia-driver-too-old"), lib
                     return found, lib
+    if family.id == "hip":
+        lower = text.lower()
+        for sentence, found in HIP_SENTENCES:
+            if sentence in lower:
+                return found, sentence
     if family.id == "nvrm" and "api mismatch" in text.lower():
         return Meaning("runtime", "nvidia-driver-mismatch"), "NVRM: API mismatch"
     if family.id == "nvml":

@@ -12,7 +12,7 @@ from ollama_gpu_fix.knowledge import amd, nvidia
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.versions import era_of, parse_version
 from ollama_gpu_fix.parsers.traces import IMAGE_TAG
-from ollama_gpu_fix.placement import PLANNED, Placement, determine
+from ollama_gpu_fix.placement import DETECTED, PLANNED, Placement, determine
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
 
 INTEL_VENDOR = "8086"
@@ -213,7 +213,8 @@ class Context:
             return False  # found, but the load put nothing on it
         if self.events("ggml-init-failed") and not self.gpu_used:
             return False  # discovery found it, the runner's own backend could not start it
-        return bool(self.gpu_compute or self.gpu_used)
+        detected = self.placement.where == "gpu" and self.placement.rank >= DETECTED
+        return bool(self.gpu_compute or self.gpu_used or detected)
 
     @cached_property
     def gpu_used(self) -> bool:

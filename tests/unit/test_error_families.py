@@ -83,3 +83,9 @@ def test_the_nvidia_kernel_modules_own_lines_are_errors_only_when_they_say_so() 
     mismatch = "NVRM: API mismatch: the client has the version 550.90.07, but this kernel module"
     found = fam.match(mismatch)
     assert found and fam.meaning(found, mismatch)[0].code == "nvidia-driver-mismatch"
+
+
+def test_hip_sentences_land_like_their_names() -> None:
+    text = "ggml_cuda_compute_forward: HIP error: invalid device function"
+    found = fam.match(text)
+    assert found and fam.meaning(found, text)[0].code == "rocm-gfx-unsupported"
