@@ -19,4 +19,10 @@ def platform(snapshot: Snapshot) -> str:
         return "container"
     if snapshot.probe or snapshot.kernel:
         return "native"
-    return "unknown"
+    traced = dict(snapshot.traces or [])  # pasted excerpts: the first platform a trace names
+    return next((p for p in TRACE_ORDER if p in traced), "unknown")
+
+
+# Which trace decides when a paste holds several: a container's log on a WSL2 or Windows
+# machine is a container's problem first.
+TRACE_ORDER = ("container", "wsl1", "wsl2", "windows", "macos")

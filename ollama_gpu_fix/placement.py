@@ -146,6 +146,15 @@ def _log(s: Snapshot) -> list[Sighting]:
                 device_buffers += size
             buffer_lines.append(line)
             continue
+        if fields.get("buffer") and fields.get("size") and "model weights" in text:
+            # the new engine's `msg="model weights" buffer=CUDA0 size="4.1 GiB"` (0.6+)
+            size = _gib(fields["size"]) * 1024
+            if fields["buffer"].upper().startswith("CPU"):
+                cpu_buffers += size
+            else:
+                device_buffers += size
+            buffer_lines.append(line)
+            continue
         found = _LOADED_BACKEND.search(text) if "load_backend" in text else None
         if found:
             backends.append((found.group(1).lower(), line))
@@ -194,6 +203,18 @@ def _log(s: Snapshot) -> list[Sighting]:
                                 "the runner loaded only CPU backends", backends[-1][1]))
     out += _detected(s)
     return out
+
+
+def _gib(text: str) -> float:
+    """`2.6 GiB` / `512.0 MiB` in GiB (0 when it is not a size)."""
+    parts = text.replace('"', "").split()
+    units = {"B": 2**-30, "KiB": 2**-20, "MiB": 2**-10, "GiB": 1.0, "TiB": 1024.0}
+    if len(parts) != 2 or parts[1] not in units:
+        return 0.0
+    try:
+        return float(parts[0]) * units[parts[1]]
+    except ValueError:
+        return 0.0
 
 
 def _gpu_layers(text: str, line: Line) -> list[Sighting]:

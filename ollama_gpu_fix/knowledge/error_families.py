@@ -46,6 +46,7 @@ CUDA_CODES: dict[int, tuple[str, Meaning]] = {
     100: ("cudaErrorNoDevice", Meaning("kernel-driver", "nvidia-no-driver")),
     101: ("cudaErrorInvalidDevice", Meaning("discovery", "env-forces-cpu")),
     209: ("cudaErrorNoKernelImageForDevice", Meaning("ollama-backend", "gpu-too-old")),
+    221: ("cudaErrorJitCompilerNotFound", Meaning("runtime", "other")),
     222: ("cudaErrorUnsupportedPtxVersion", Meaning("runtime", "nvidia-driver-too-old")),
     304: ("CUDA_ERROR_OPERATING_SYSTEM", Meaning("kernel-driver", "other")),
     500: ("CUDA_ERROR_NOT_FOUND", Meaning("runtime", "other")),
@@ -82,6 +83,7 @@ CUDA_SENTENCES: tuple[tuple[str, int], ...] = (
     ("system not yet initialized", 802),
     ("stub library", 34),
     ("unsupported ptx version", 222),
+    ("ptx jit compiler library not found", 221),
     ("out of memory", 2),
     ("initialization error", 3),
     ("unknown error", 999),
@@ -175,6 +177,12 @@ FAMILIES: tuple[Family, ...] = (
     _f("nvml", r"\bNVML_ERROR_\w+|Failed to initialize NVML|\bnvmlInit\w*|nvidia-smi command "
        r"failed|NVIDIA-SMI has failed", "nvidia", "kernel-driver", "other",
        "nvml.h nvmlReturn_t; ollama/ollama@v0.1.17:gpu/gpu.go (nvidia-smi probe)"),
+    _f("driver-library", r"Discovered GPU libraries: \[?\]|Unable to load (?:CUDA|cuda|nvml|NVML)"
+       r" management library|no GPU management library", "nvidia", "runtime", "nvidia-no-driver",
+       "ollama/ollama@v0.1.29:gpu/gpu.go (the NVML search that found no library)"),
+    _f("scheduler", r"too little memory to allocate any layers|not enough (?:vram|gpu memory)"
+       r"|insufficient (?:vram|gpu memory)", "any", "scheduler", "vram-insufficient",
+       "ollama/ollama@v0.5.7:llm/memory.go (`gpu has too little memory to allocate any layers`)"),
     _f("nvrm", r"\bNVRM: ", "nvidia", "kernel-driver", "other",
        "the NVIDIA kernel module's log prefix (dmesg)", failing=True),
     _f("hip", r"\bhipError\w+|\bHIP error\b|\brocBLAS error\b", "amd", "runtime", "other",

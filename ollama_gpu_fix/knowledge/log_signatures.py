@@ -300,6 +300,13 @@ SIGNATURES: tuple[Signature, ...] = (
     ),
     _s("zero-vram", r'(?:"total vram"|total_vram)="0 B"', "BC", "ollama/ollama@v0.33.0-rc2:server/routes.go (vram-based default context), @v0.11.10 (low vram mode)"),
     _s(
+        "library-skipped-by-request",
+        r"skipping available library at users? request",
+        "BC",
+        "ollama/ollama@v0.12.3:discover/runner.go (OLLAMA_LLM_LIBRARY names no backend directory;"
+        " https://github.com/ollama/ollama/issues/12797)",
+    ),
+    _s(
         "offloaded-layers",
         r"offloaded (?P<on_gpu>\d+)/(?P<total>\d+) layers to GPU",
         "*",
@@ -368,7 +375,7 @@ TRUSTED_KEYS: frozenset[str] = frozenset(
         "supported_types", "minimum_memory", "layer_size", "required", "detected",
         # the runner Ollama started: its own path (runners/cpu_avx2/..., lib/ollama/cuda_v12);
         # the rest of the command line is Ollama's flags and the model's blob path
-        "cmd", "runner.inference", "runner.devices", "runner.size", "runner.vram",
+        "cmd", "requested", "libDir", "runner.inference", "runner.devices", "runner.size", "runner.vram",
     }
 )
 # Every signature's pattern contains one of these words (a unit test holds it to that), so a
@@ -379,6 +386,7 @@ KEYWORDS = re.compile(
     r"|vulkan|integrated|discovery|visible|compatible|offloaded|memory|999|500|symbol"
     r"|hsa_override|jetpack|vram|permission|device|gpu|capability|backend|nvmap|vector|dynamic llm|forward compat|tensile|not yet initialized"
     r"|buffer size|llama server|runner|shared object|undefined symbol|nvrm|vk_error|metal|layers"
+    r"|model weights|library"
 )
 DISCOVERY_START = re.compile(
     r"looking for compatible GPUs|discovering available GPUs|Detecting GPU type", re.IGNORECASE

@@ -34,14 +34,16 @@ _TRACES: tuple[tuple[str, re.Pattern[str]], ...] = (
                              r"|^\s*\"(?:Env|Image|Runtime|DeviceRequests)\": "
                              r"|^\s*(?:\$ |# )?(?:sudo )?(?:docker|podman|nerdctl)"
                              r" (?:run|logs|exec|compose|inspect)\b"
-                             r"|^\s*(?:\$ )?kubectl |\bnvidia\.com/gpu\b|^\s*runtime: nvidia\b")),
+                             r"|^\s*(?:\$ )?kubectl |\bnvidia\.com/gpu\b|^\s*runtime: nvidia\b"
+                             r"|\bcontainer \"[\w.-]{1,64}\" in pod \"")),
 )
 _LITERALS: dict[str, tuple[str, ...]] = {
     "wsl1": ("WSL",),
     "wsl2": ("/usr/lib/wsl/lib/", "/dev/dxg", "WSL2"),
     "windows": (":\\", "_windows.go", ".dll"),
     "macos": ("Ollama.app", ".dylib", "Metal", "metal", "MTLDevice"),
-    "container": ("| ", '"', "docker", "podman", "nerdctl", "kubectl", "nvidia.com/", "runtime:"),
+    "container": ("| ", '"', "docker", "podman", "nerdctl", "kubectl", "nvidia.com/", "runtime:",
+                  " in pod "),
 }
 # Files whose name alone places Ollama in a container.
 _CONTAINER_FILES = re.compile(

@@ -254,16 +254,12 @@ class Context:
     def platform(self) -> str:
         """Where the host runs; a bundle without OS facts may still name /usr/lib/wsl paths,
         Windows paths and DLLs, or NVML's Windows-only refusal."""
-        where = platform(self.s)
+        where = platform(self.s)  # OS facts, else a trace in the pasted files
         if where != "unknown":
             return where
         smi = self.s.nvidia_smi
         if smi and smi.error and "blocked by the operating system" in smi.error.text:
             return "wsl2"  # NVML_ERROR_OPERATING_SYSTEM: GPU-PV refusing the guest
-        traced = dict(self.s.traces or [])
-        for candidate in ("container", "wsl1", "wsl2", "windows", "macos"):
-            if candidate in traced:
-                return candidate
         return where
 
     @cached_property
@@ -278,10 +274,14 @@ class Context:
         smi = self.s.nvidia_smi
         names = [g.name or "" for g in (smi.gpus if smi else [])]
         names += [ln.text for ln in (smi.raw if smi else []) if "nvgpu" in ln.text]
+        names += [c.name or "" for c in self.compute]
+        tegra_lib = any("/tegra/libcuda" in text for _l, text, _f in
+                        (self.s.log.records if self.s.log else []))
         return bool(
             (self.s.tegra and self.s.tegra.release)
             or any("nvgpu" in n or n.startswith(("Orin", "Xavier")) for n in names)
             or self.events("tegra-nvmap-permission")
+            or tegra_lib  # JetPack's driver lives in /usr/lib/aarch64-linux-gnu/tegra
         )
 
     @cached_property

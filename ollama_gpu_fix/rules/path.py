@@ -96,9 +96,14 @@ def component_errors(ctx: Context) -> list[tuple[fam.Family, fam.Meaning, str, L
     return out
 
 
-def _in_container_or_wsl(ctx: Context, code: str) -> str:
-    """The kernel driver of a container or a WSL2 guest is the host's: the same symptom there
-    is the missing GPU hand-over, not a missing driver."""
+def _on_platform(ctx: Context, link: str, code: str) -> str:
+    """The kernel driver (and its libraries) of a container or a WSL2 guest is the host's: the
+    same symptom there is the missing GPU hand-over, not a missing driver. On a Jetson, a CUDA
+    error of Ollama's generic runtime is the runtime not built for Tegra."""
+    if ctx.jetson and link in ("runtime", "ollama-backend", "kernel-driver"):
+        return "jetson-unsupported"
+    if link not in ("kernel-driver", "device-access", "runtime"):
+        return code
     if code in ("nvidia-no-driver", "other") and ctx.platform == "container":
         return "container-no-gpu-access"
     if code == "nvidia-no-driver" and ctx.platform == "wsl2":
@@ -106,20 +111,26 @@ def _in_container_or_wsl(ctx: Context, code: str) -> str:
     return code
 
 
+# An engine's own check failing while it computes (ggml's CUDA_CHECK / HIP_CHECK abort, the
+# runner dying): fatal even after discovery found the GPU, unlike a probe's passing complaint.
+_FATAL = re.compile(r"current device:|in function ggml_|\bCUDA error\b|\bHIP error\b"
+                    r"|runner process has terminated|\bSIGABRT\b")
+
+
 def family_errors(ctx: Context) -> Iterator[Finding]:
     """Errors by component: each family's error lands on its link with the code its name or
     number means; an unknown message of a known family is still an error of that link."""
-    if ctx.gpu_in_use:
-        return  # the GPU was found and nothing shows the model off it: a passing error
+    if ctx.placement.where == "gpu" and ctx.placement.rank == OBSERVED:
+        return  # the model ran on the GPU: an error printed on the way did not stop it
     by_code: dict[str, list[tuple[str, str, Line]]] = {}
     for family, meaning, label, line in component_errors(ctx):
+        if ctx.gpu_in_use and not _FATAL.search(line.text):
+            continue  # the GPU was found and nothing shows the model off it: a passing error
         if family.vendor == "amd" and ctx.has_nvidia and not ctx.has_amd:
             continue  # Ollama probes ROCm on every host: its complaints on an NVIDIA one
         if family.vendor == "nvidia" and ctx.has_amd and not ctx.has_nvidia:
             continue  # and CUDA on every host
-        code = meaning.code
-        if meaning.link in ("kernel-driver", "device-access"):
-            code = _in_container_or_wsl(ctx, code)
+        code = _on_platform(ctx, meaning.link, meaning.code)
         by_code.setdefault(code, []).append((meaning.link, label, line))
     for code, hits in by_code.items():
         link, label = hits[0][0], hits[0][1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from ollama_gpu_fix import actions as act
@@ -108,6 +109,11 @@ def env_forces_cpu(ctx: Context) -> Iterator[Finding]:
         if library and not library.startswith(GPU_LIBRARIES):
             unset.append("OLLAMA_LLM_LIBRARY")
             evidence += ctx.env_line("OLLAMA_LLM_LIBRARY")
+    skipped = [e for e in ctx.events("library-skipped-by-request")
+               if _GPU_DIR.search(e.fields.get("libDir", ""))]
+    if skipped:  # Ollama itself says the user's OLLAMA_LLM_LIBRARY left its GPU backends out
+        unset.append("OLLAMA_LLM_LIBRARY")
+        evidence += [e.line for e in skipped] + ctx.env_line("OLLAMA_LLM_LIBRARY")
     for event in ctx.events("visible-devices-override"):
         if any(v.strip() in ("-1", "") for k, v in event.fields.items() if k.endswith("DEVICES")):
             evidence.append(event.line)
@@ -126,6 +132,9 @@ def env_forces_cpu(ctx: Context) -> Iterator[Finding]:
                 {"unset": unset},
             ),
         )
+
+
+_GPU_DIR = re.compile(r"/(?:cuda|rocm|vulkan|jetpack)[\w.-]*$")
 
 
 def _vulkan_is_the_path(ctx: Context) -> bool:
