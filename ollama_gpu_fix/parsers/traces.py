@@ -61,15 +61,21 @@ def parse(sections: Mapping[str, str]) -> list[tuple[str, Line]] | None:
     for name, text in sections.items():
         if not isinstance(text, str):
             continue
+        # a literal every trace of a platform holds: a file without it is not scanned for it
+        possible = [(w, p) for w, p in _TRACES if any(k in text for k in _LITERALS[w])]
+        image = "ollama/ollama:" in text
+        if not possible and not image:
+            continue
         for count, raw in enumerate(text.split("\n")):
             if count >= MAX_LINES:
                 break
             line = raw[:MAX_LINE]
-            if "image" not in found and "ollama/ollama:" in line and IMAGE_TAG.search(line):
+            if image and "image" not in found and "ollama/ollama:" in line \
+                    and IMAGE_TAG.search(line):
                 found["image"] = Line(name, line.strip())
-            for where, pattern in _TRACES:
+            for where, pattern in possible:
                 if where in found or not any(k in line for k in _LITERALS[where]):
-                    continue  # a literal every trace of that platform holds: most lines skip
+                    continue
                 if pattern.search(line):
                     found[where] = Line(name, line.strip())
             if len(found) > len(_TRACES):
