@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-
-from packaging.version import Version
+from typing import TYPE_CHECKING
 
 from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.knowledge import amd, nvidia
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.versions import era_of, parse_version
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
+
+if TYPE_CHECKING:
+    from packaging.version import Version  # built by knowledge.versions, when there is one
 
 INTEL_VENDOR = "8086"
 _GFX = re.compile(r"\bgfx[0-9a-f]{3,4}\b")
