@@ -9,7 +9,7 @@ the host's own state, never text another user or an HTTP client can write alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ollama_gpu_fix.records import record
 
 # What a step changes: gates the policy knob and says whether a rollback can undo it.
 SERVICE, MODULE, PACKAGES, DRIVER, REBOOT = "service", "module", "packages", "driver", "reboot"
@@ -44,7 +44,7 @@ _STATE = frozenset({
 _LOG = frozenset({"ollama-serve.log", "api-ps.json", "ollama-ps.txt"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Action:
     name: str
     changes: str

@@ -12,9 +12,9 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from ollama_gpu_fix.records import field, record
 from ollama_gpu_fix.redact import redact_sections
 from ollama_gpu_fix.sections import LOG_SECTIONS, SECTIONS
 
@@ -37,7 +37,7 @@ class BundleError(Exception):
     """The bundle directory cannot be read or written (not a directory, no permission, ...)."""
 
 
-@dataclass
+@record
 class Bundle:
     """What was read from a bundle directory, and what was not (with the reason)."""
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ollama_gpu_fix.records import field, record
 from ollama_gpu_fix.snapshot import Line
 
 # Every code of ../shared/design/failure-modes.md, in the order their fixes must come: when
@@ -48,7 +48,7 @@ BENIGN = frozenset({"ok-gpu", "no-gpu", "not-enough-evidence"})
 Severity = Literal["error", "warning", "info"]
 
 
-@dataclass
+@record
 class Remedy:
     """The fix a finding calls for. `action` names the remedy deploy that applies it."""
 
@@ -58,7 +58,7 @@ class Remedy:
     params: dict[str, Any] = field(default_factory=dict)  # e.g. {"env": {"OLLAMA_VULKAN": "1"}}
 
 
-@dataclass
+@record
 class Finding:
     code: str
     severity: Severity
@@ -87,7 +87,7 @@ class Finding:
         }
 
 
-@dataclass
+@record
 class Diagnosis:
     findings: list[Finding]
     primary: str

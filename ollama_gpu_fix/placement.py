@@ -18,8 +18,8 @@ size`), ggml/src/ggml-backend-reg.cpp (`load_backend: loaded %s backend from %s`
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
+from ollama_gpu_fix.records import field, record
 from ollama_gpu_fix.snapshot import Line, Snapshot
 
 OBSERVED, PLANNED, DETECTED = 3, 2, 1
@@ -37,7 +37,7 @@ _CPU_RUNNER = re.compile(r"/runners/cpu\w{0,16}/|/runners/cpu\b")
 _GPU_RUNNER = re.compile(r"/runners/(?:cuda|rocm)\w{0,24}/")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sighting:
     where: str  # "gpu", "partial", "cpu"
     rank: int
@@ -46,7 +46,7 @@ class Sighting:
     line: Line | None = None
 
 
-@dataclass
+@record
 class Placement:
     where: str  # "gpu", "partial", "cpu" or "unknown"
     rank: int  # the rank that decided (0: nothing counted or placed the model)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from typing import Any
 
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.hostplatform import platform
+from ollama_gpu_fix.records import fields, is_record
 from ollama_gpu_fix.snapshot import Line, Snapshot
 
 NVIDIA, AMD, INTEL = "10de", "1002", "8086"
@@ -27,7 +27,11 @@ VENDOR_NAMES = {NVIDIA: "NVIDIA", AMD: "AMD", INTEL: "Intel", "1af4": "virtio", 
 def _plain(value: Any) -> Any:
     if isinstance(value, Line):
         return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if is_record(value):
+        return {name: _plain(getattr(value, name)) for name in fields(value)}
+    if hasattr(type(value), "__dataclass_fields__"):
+        import dataclasses  # only a dataclass given here needs it (diagnose-bundle gives none)
+
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}

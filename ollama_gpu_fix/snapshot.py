@@ -9,14 +9,16 @@ a host.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from typing import Literal
 
+from ollama_gpu_fix.records import field, record
 
-# Records are compared by their fields nowhere and printed through to_json/asdict: only
-# __init__ is generated (eq=False, repr=False). Each generated method is an exec at import, and
-# diagnose-bundle must start within 3x a bare interpreter (bench/diagnose_bundle.py).
-@dataclass(frozen=True)
+
+# Records are compared by their fields nowhere and printed through report.to_json: only
+# __init__ is generated (eq=False, repr=False). They are records (ollama_gpu_fix.records), not
+# dataclasses: diagnose-bundle must start within 3x a bare interpreter (bench/startup.py), and
+# `import dataclasses` alone is ~20 ms of it.
+@record(frozen=True)
 class Line:
     """One line of evidence and the bundle file it came from."""
 
@@ -30,7 +32,7 @@ class Line:
 # ---- probe bookkeeping --------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class ProbeMeta:
     """What only a live probe knows: which tools and files are absent, who ran it, where."""
 
@@ -49,7 +51,7 @@ class ProbeMeta:
 # ---- OS and platform ----------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class OsRelease:
     id: str | None = None  # ubuntu, debian, rhel, rocky, fedora, arch, ...
     id_like: list[str] = field(default_factory=list)
@@ -59,7 +61,7 @@ class OsRelease:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class KernelVersion:
     release: str | None = None  # e.g. 6.8.0-45-generic, 5.15.153.1-microsoft-standard-WSL2
     wsl: Literal["wsl1", "wsl2"] | None = None
@@ -69,7 +71,7 @@ class KernelVersion:
 # ---- PCI and kernel modules ---------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class PciDevice:
     address: str  # 0000:01:00.0 (domain added when the source omits it)
     vendor_id: str | None = None  # lower-case hex without 0x: 10de, 1002, 8086
@@ -84,7 +86,7 @@ class PciDevice:
         return bool(self.class_code) and self.class_code.startswith("03")
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class KernelModule:
     name: str
     size: int | None = None
@@ -95,7 +97,7 @@ class KernelModule:
 # ---- NVIDIA -------------------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class NvidiaGpu:
     index: int | None = None
     name: str | None = None
@@ -108,7 +110,7 @@ class NvidiaGpu:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class NvidiaSmi:
     """nvidia-smi (plain table and/or --query-gpu csv)."""
 
@@ -119,7 +121,7 @@ class NvidiaSmi:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class ComputeApp:
     pid: int | None
     process_name: str
@@ -127,7 +129,7 @@ class ComputeApp:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class NvidiaKernelDriver:
     """/proc/driver/nvidia/version: the loaded kernel module."""
 
@@ -136,7 +138,7 @@ class NvidiaKernelDriver:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class CudaToolkit:
     version: str | None  # "12.4", "11.8"
     path: str | None = None  # /usr/local/cuda-11.8
@@ -144,7 +146,7 @@ class CudaToolkit:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class CudaInstall:
     """nvcc --version plus the toolkits and CUDA/NVIDIA packages found on the host."""
 
@@ -160,7 +162,7 @@ class CudaInstall:
 # ---- AMD ----------------------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class AmdAgent:
     """One GPU agent from rocminfo or one KFD topology node."""
 
@@ -175,7 +177,7 @@ class AmdAgent:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class Rocm:
     """rocminfo, rocm-smi, /opt/rocm/.info/version and KFD topology, merged."""
 
@@ -190,7 +192,7 @@ class Rocm:
 # ---- Vulkan, secure boot, Jetson ------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class VulkanDevice:
     index: int | None = None
     name: str | None = None
@@ -201,20 +203,20 @@ class VulkanDevice:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class Vulkan:
     devices: list[VulkanDevice] = field(default_factory=list)
     error: Line | None = None
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class SecureBoot:
     enabled: bool | None = None
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class TegraRelease:
     release: str | None = None  # "R36"
     revision: str | None = None  # "4.0"
@@ -224,7 +226,7 @@ class TegraRelease:
 # ---- users, devices, libraries -----------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class UserIds:
     user: str
     uid: int | None = None
@@ -233,7 +235,7 @@ class UserIds:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class DevNode:
     path: str  # /dev/kfd, /dev/dri/renderD128, /dev/nvidia0, /dev/dxg
     mode: str | None = None  # crw-rw----
@@ -242,7 +244,7 @@ class DevNode:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class SharedLib:
     soname: str  # libcuda.so.1
     path: str  # /usr/lib/x86_64-linux-gnu/libcuda.so.1
@@ -253,7 +255,7 @@ class SharedLib:
 # ---- Ollama -------------------------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class OllamaVersion:
     version: str | None = None  # server version when it answered, else client version
     client_version: str | None = None
@@ -261,7 +263,7 @@ class OllamaVersion:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class OllamaLibs:
     """Ollama's bundled lib/ollama directories."""
 
@@ -272,7 +274,7 @@ class OllamaLibs:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class UnitFile:
     path: str
     environment: dict[str, str] = field(default_factory=dict)  # Environment= in this file
@@ -280,7 +282,7 @@ class UnitFile:
     lines: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class SystemdUnit:
     """`systemctl cat ollama` plus `systemctl show ollama -p ...`."""
 
@@ -300,7 +302,7 @@ class SystemdUnit:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class OllamaProcess:
     """A running `ollama serve` process as seen in /proc.
 
@@ -319,7 +321,7 @@ class OllamaProcess:
     raw: list[Line] = field(default_factory=list)
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class ShellEnvAssignment:
     """A GPU-relevant variable set in a shell profile (read by logins, never by systemd)."""
 
@@ -329,7 +331,7 @@ class ShellEnvAssignment:
     raw: Line | None = None
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class LoadedModel:
     name: str
     size: int | None = None  # bytes
@@ -354,7 +356,7 @@ class LoadedModel:
 # ---- Ollama's log -------------------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class ComputeDevice:
     """One `msg="inference compute"` line (era A fields or era B/C fields)."""
 
@@ -375,7 +377,7 @@ class ComputeDevice:
         return (self.library or "").lower() == "cpu"
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class LogEvent:
     """A log line that matched a known signature (knowledge.log_signatures)."""
 
@@ -384,7 +386,7 @@ class LogEvent:
     fields: dict[str, str] = field(default_factory=dict)  # captured key=value pairs
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class OllamaLog:
     compute: list[ComputeDevice] = field(default_factory=list)  # of the last discovery run
     events: list[LogEvent] = field(default_factory=list)
@@ -406,7 +408,7 @@ class OllamaLog:
 # ---- containers ---------------------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class ContainerRun:
     raw: list[Line] = field(default_factory=list)
     gpus_flag: bool = False  # --gpus / deploy.resources.reservations.devices
@@ -420,7 +422,7 @@ class ContainerRun:
 # ---- the snapshot -------------------------------------------------------------------------------
 
 
-@dataclass(eq=False, repr=False)
+@record(eq=False, repr=False)
 class Snapshot:
     """Everything known about one host. A None field means the evidence was not collected."""
 

@@ -24,8 +24,9 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
+
+from ollama_gpu_fix.records import record
 
 MARK = "# ollama-gpu-fix removed"
 Kind = Literal["unit", "env"]
@@ -366,7 +367,7 @@ def environment_file(text: str) -> dict[str, str]:
 # ---- edits ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Edit:
     first: int  # physical lines first..last, every one of them commented out unless in `keep`
     last: int

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
-from packaging.version import Version
+from typing import TYPE_CHECKING
 
 from ollama_gpu_fix.knowledge.versions import in_range
+from ollama_gpu_fix.records import record
+
+if TYPE_CHECKING:
+    from packaging.version import Version  # imported where compared (knowledge.versions)
 
 AMD_VENDOR = "1002"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GfxBundle:
     first: str | None  # Ollama version range [first, before)
     before: str | None
@@ -92,7 +94,7 @@ GFX_BUNDLES: tuple[GfxBundle, ...] = (
     ),
 )
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Override:
     """HSA_OVERRIDE_GFX_VERSION for a physical gfx: the value, the bundled target it lands on."""
 
@@ -155,8 +157,8 @@ def override_for(gfx: str, version: Version | None) -> Override | None:
     if entry is None:
         return None
     before = OVERRIDE_BEFORE.get(gfx)
-    if before is not None and version is not None and version >= Version(before):
-        return None
+    if before is not None and version is not None and not in_range(version, None, before):
+        return None  # version >= before
     bundle = bundle_for(version)
     if bundle is not None and entry.target not in bundle.targets:
         return None

@@ -14,7 +14,8 @@ HIP's hipError_t (ROCm/HIP@rocm-6.2.0:include/hip/hip_runtime_api.h).
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+
+from ollama_gpu_fix.records import record
 
 # The links of the GPU path, in the order a fix must go (ARCHITECTURE: diagnosis as a chain).
 LINKS: tuple[str, ...] = (
@@ -28,7 +29,8 @@ LINKS: tuple[str, ...] = (
 )
 
 
-class Meaning(NamedTuple):
+@record(frozen=True)
+class Meaning:
     """What one error says: the link it breaks and the failure code it argues for."""
 
     link: str
@@ -146,7 +148,8 @@ LIBRARY_LINKS: tuple[tuple[re.Pattern[str], Meaning], ...] = (
 )
 
 
-class Family(NamedTuple):
+@record(frozen=True)
+class Family:
     id: str
     pattern: re.Pattern[str]
     vendor: str  # nvidia, amd, vulkan, apple, any

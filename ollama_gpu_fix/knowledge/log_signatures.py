@@ -9,10 +9,11 @@ one place to change. Signatures are matched only against trusted text (parsers/l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from ollama_gpu_fix.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Signature:
     id: str
     pattern: re.Pattern[str]

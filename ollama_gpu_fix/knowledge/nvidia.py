@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-
-from packaging.version import Version
+from typing import TYPE_CHECKING
 
 from ollama_gpu_fix.knowledge.versions import in_range
+from ollama_gpu_fix.records import record
+
+if TYPE_CHECKING:
+    from packaging.version import Version  # imported where compared (knowledge.versions)
 
 NVIDIA_VENDOR = "10de"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DriverFloor:
     first: str | None  # Ollama version range [first, before)
     before: str | None
@@ -97,8 +99,10 @@ CUDA_TOOLKIT_MIN_DRIVER: dict[str, str] = {
     "11.8": "520.61.05",
 }
 
-# The toolkit fix_gpu.py installs when a stale one must go (the mission: "install 12.4+").
-MIN_GOOD_TOOLKIT = Version("12.4")
+# The toolkit fix_gpu.py installs when a stale one must go (the mission: "install 12.4+"). A
+# string, as knowledge.versions' constants: packaging is imported only where versions are
+# compared, not with this module (diagnose-bundle's start, issue 13).
+MIN_GOOD_TOOLKIT = "12.4"
 
 # Compute capability floors (ollama/ollama@v0.33.0-rc2:docs/gpu.mdx "compute capability 5.0+",
 # llama/server/CMakePresets.json; @v0.11.10:discover/gpu.go CudaComputeMajorMin): nothing

@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from packaging.version import InvalidVersion, Version
+from ollama_gpu_fix.records import record
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 # ---- distributions and architectures --------------------------------------------------------
 
@@ -56,7 +59,7 @@ DPKG_ARCHES: dict[str, str] = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "
 # ---- repositories -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Repository:
     """A vendor repository a step may add, and how it lands on a host."""
 
@@ -116,7 +119,9 @@ def same_repository(a: str, b: str) -> bool:
 
 # ---- CUDA releases of packages and paths ----------------------------------------------------
 
-STALE_CUDA_BELOW = Version("12")  # Ollama's bundles are CUDA 12/13: an older runtime shadows them
+STALE_CUDA_BELOW = "12"  # Ollama's bundles are CUDA 12/13: an older runtime shadows them
+# Versions are strings here, as in knowledge.versions: packaging is imported where a release
+# is built or compared, so diagnose-bundle's start does without it (issue 13).
 
 # NVIDIA's repository names the release in the package name: cuda-toolkit-11-8, cuda-11-8,
 # cuda-cudart-11-8, libcublas-11-8, libcufft-dev-11-8 ...
@@ -146,12 +151,18 @@ def cuda_release_of_package(name: str, version: str = "") -> Version | None:
         return None
     match = _NVIDIA_NAMED.match(name)
     if match:
-        return Version(f"{int(match.group(1))}.{int(match.group(2))}")
+        return _release(match.group(1), match.group(2))
     if _DISTRO_CUDA.match(name):
         found = _VERSION_AFTER_TILDE.search(version) or _LEADING.match(version)
         if found:
-            return Version(f"{int(found.group(1))}.{int(found.group(2))}")
+            return _release(found.group(1), found.group(2))
     return None
+
+
+def _release(major: str, minor: str) -> Version:
+    from packaging.version import Version
+
+    return Version(f"{int(major)}.{int(minor)}")
 
 
 def cuda_release_of_path(path: str) -> Version | None:
@@ -162,6 +173,8 @@ def cuda_release_of_path(path: str) -> Version | None:
         found = match
     if found is None:
         return None
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(f"{int(found.group(1))}.{int(found.group(2) or 0)}")
     except InvalidVersion:
@@ -169,7 +182,11 @@ def cuda_release_of_path(path: str) -> Version | None:
 
 
 def is_stale(release: Version | None) -> bool:
-    return release is not None and release < STALE_CUDA_BELOW
+    if release is None:
+        return False
+    from packaging.version import Version
+
+    return release < Version(STALE_CUDA_BELOW)
 
 
 def stale_cuda_packages(packages: Mapping[str, str]) -> list[str]:

@@ -7,9 +7,15 @@ Source for every boundary: the first release of ollama/ollama containing the com
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from packaging.version import InvalidVersion, Version
+from ollama_gpu_fix.records import record
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+# packaging is imported in the functions, when a version is actually parsed or compared:
+# diagnose-bundle does not spend its import on evidence without a version (issue 13).
 
 _VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?(?:-?rc\d+)?)")
 
@@ -21,13 +27,15 @@ def parse_version(text: str | None) -> Version | None:
     match = _VERSION.search(text)
     if not match:
         return None
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(match.group(1))
     except InvalidVersion:
         return None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Era:
     name: str
     first: str | None  # first version of the era (inclusive)
@@ -47,6 +55,8 @@ ERAS: tuple[Era, ...] = (
 def era_of(version: Version | None) -> str | None:
     if version is None:
         return None
+    from packaging.version import Version
+
     current = None
     for era in ERAS:
         if era.first is None or version >= Version(era.first):
@@ -58,6 +68,8 @@ def in_range(version: Version | None, first: str | None, before: str | None) -> 
     """first <= version < before; None bounds are open. An unknown version is in no range."""
     if version is None:
         return False
+    from packaging.version import Version
+
     if first is not None and version < Version(first):
         return False
     return not (before is not None and version >= Version(before))

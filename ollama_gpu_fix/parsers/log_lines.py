@@ -33,10 +33,10 @@ of the line, and lines capped at MAX_LINE before any of it runs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 from ollama_gpu_fix.knowledge.environment import GPU_ENV_NAMES
 from ollama_gpu_fix.knowledge.log_signatures import SIGNATURES, TRUSTED_KEYS
+from ollama_gpu_fix.records import field, record
 
 # Longest line any parser looks at. Ollama's longest real lines (the server config map, the
 # era-B device dumps at DEBUG) stay under 8 KiB; journald itself cuts lines at 48 KiB.
@@ -70,7 +70,7 @@ _GIN = "[GIN]"
 _LLAMA_PREFIX = re.compile(r"\d{1,6}\.\d{2}\.\d{3}\.\d{3} [DIWEN] ")
 
 
-@dataclass
+@record
 class LogRecord:
     """One evidence line: its shape, its message and trusted fields, the text to match on."""
 

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from ollama_gpu_fix.parsers import probe_meta
 from ollama_gpu_fix.parsers.kernel import section_lines
 from ollama_gpu_fix.snapshot import Line, SystemdUnit, UnitFile
-from ollama_gpu_fix.unitfile import logical_lines_of
 
 _SIMPLE_ESCAPES = {
     "a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
@@ -120,6 +119,10 @@ def _logical_lines(lines: list[tuple[Line, str]]) -> list[tuple[Line, str]]:
     `# /path` header on) is read on its own, so a continuation never runs into the next file.
     A comment line outside a continuation stays in the list, because it carries systemctl's
     own notes."""
+    # imported here: only a unit file needs it, and the journal's unit failures (this module,
+    # with every log) must not load unitfile's editor on diagnose-bundle's start (issue 13)
+    from ollama_gpu_fix.unitfile import logical_lines_of
+
     chunks: list[list[tuple[Line, str]]] = [[]]
     for pair in lines:
         if _HEADER.match(pair[1]):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
-
-from packaging.version import Version
+from typing import TYPE_CHECKING
 
 from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.knowledge import amd, nvidia
@@ -14,6 +13,9 @@ from ollama_gpu_fix.knowledge.versions import era_of, parse_version
 from ollama_gpu_fix.parsers.traces import IMAGE_TAG
 from ollama_gpu_fix.placement import DETECTED, PLANNED, Placement, determine
 from ollama_gpu_fix.snapshot import ComputeDevice, Line, LogEvent, Snapshot
+
+if TYPE_CHECKING:
+    from packaging.version import Version  # built by knowledge.versions, when there is one
 
 INTEL_VENDOR = "8086"
 _CC = re.compile(r"compute capability (\d{1,2}\.\d)")

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from ollama_gpu_fix import actions as act
 from ollama_gpu_fix.findings import Finding, Remedy
 from ollama_gpu_fix.knowledge import error_families as fam
 from ollama_gpu_fix.placement import OBSERVED, PLANNED
+from ollama_gpu_fix.records import record
 from ollama_gpu_fix.rules.context import Context
 from ollama_gpu_fix.snapshot import Line
 
@@ -66,7 +66,7 @@ DECIDES: dict[str, str] = {
 }
 
 
-@dataclass
+@record
 class LinkState:
     link: str
     state: str  # ok, broken, unknown

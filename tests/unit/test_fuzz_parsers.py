@@ -4,12 +4,11 @@ The parsers are called directly (build_snapshot would swallow the exceptions thi
 to find), with every bundle file name mapped to: random text, random bytes decoded as the
 bundle reader decodes them, token soup built from the formats' own syntax, and truncated or
 mutated copies of the real samples under tests/fixtures/sections and tests/cases. The result
-is checked deeply against the return annotation, dataclass fields included.
+is checked deeply against the return annotation, record fields included.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 import types
@@ -22,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ollama_gpu_fix import records
 from ollama_gpu_fix.bundle import SECTIONS, decode
 from ollama_gpu_fix.parsers import PARSERS
 
@@ -60,7 +60,7 @@ TOKENS = [
 
 
 def conforms(value: Any, tp: Any) -> bool:
-    """Whether value matches a (resolved) type annotation, recursing into dataclasses."""
+    """Whether value matches a (resolved) type annotation, recursing into records."""
     if tp is Any:
         return True
     if tp is type(None):
@@ -89,7 +89,7 @@ def conforms(value: Any, tp: Any) -> bool:
         return False
     if isinstance(tp, type) and tp is not bool and issubclass(tp, int) and isinstance(value, bool):
         return False
-    if dataclasses.is_dataclass(tp):
+    if hasattr(tp, records.FIELDS):
         return all(conforms(getattr(value, name), hint) for name, hint in _fields(tp))
     return True
 
@@ -97,7 +97,7 @@ def conforms(value: Any, tp: Any) -> bool:
 @functools.cache
 def _fields(cls: type) -> tuple[tuple[str, Any], ...]:
     hints = typing.get_type_hints(cls)
-    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+    return tuple((name, hints[name]) for name in records.fields(cls))
 
 
 def check(parser: Callable[[Mapping[str, str]], Any], sections: Mapping[str, str]) -> None:
