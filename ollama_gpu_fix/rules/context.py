@@ -184,6 +184,16 @@ class Context:
 
     # ---- outcome ------------------------------------------------------------------------------
     @cached_property
+    def observed_on_gpu(self) -> float | None:
+        """Share of the model in VRAM as measured on the live host (snapshot.observation: after
+        a bounded generation, from the service itself); 0.0 when the service's runner holds no
+        GPU memory in the GPU's own list; None when nothing was measured."""
+        obs = self.s.observation
+        if obs is None or obs.on_gpu is None:
+            return None
+        return 0.0 if obs.runner_on_gpu is False else obs.on_gpu
+
+    @cached_property
     def gpu_in_use(self) -> bool:
         """Evidence that Ollama found a GPU and, unless a load says otherwise, uses it."""
         offload = self.s.log.layers_offloaded if self.s.log else None
@@ -199,6 +209,8 @@ class Context:
         initialised, the scheduler placing the load on a GPU. Detection alone is not use."""
         models = self.s.loaded_models or []
         log = self.s.log
+        if self.observed_on_gpu is not None:  # measured outranks the log's account of a load
+            return self.observed_on_gpu > 0
         offload = log.layers_offloaded if log else None
         if offload and offload[1] > 0:
             return offload[0] > 0
@@ -219,6 +231,7 @@ class Context:
                 or (log and log.total_vram and log.total_vram.strip() in ("0 B", "0B"))
                 or self.events("no-compatible-gpus")
                 or (models and all(m.gpu_fraction == 0 for m in models))
+                or self.observed_on_gpu == 0
             )
             and not self.gpu_compute
         )

@@ -121,8 +121,11 @@ def generation_lines(twice: fix_run.Twice) -> list[str]:
             if (r := twice.second.reports.get(name, {})).get("result") == "verified"
             and not (r.get("plan") or {}).get("steps")}
     per = sorted({c for c in noop.values() if c is not None})
+    hosts = ", ".join(f"{name} {'?' if a is None else a}/{'?' if b is None else b}"
+                      for name, (a, b) in sorted(twice.generations.items()))
     return [f"lab: /api/generate requests: run 1 {total(0)}, run 2 {total(1)}; no-op verified "
-            f"hosts in run 2: {len(noop)}, generations per host {per or '-'}"]
+            f"hosts in run 2: {len(noop)}, generations per host {per or '-'}",
+            f"lab:   per host (run 1/run 2): {hosts}"]
 
 
 if __name__ == "__main__":
