@@ -196,6 +196,8 @@ class Context:
     @cached_property
     def gpu_in_use(self) -> bool:
         """Evidence that Ollama found a GPU and, unless a load says otherwise, uses it."""
+        if self.observed_on_gpu == 0:
+            return False  # measured: the model ran on the CPU, whatever discovery found
         offload = self.s.log.layers_offloaded if self.s.log else None
         if offload and offload[1] > 0 and offload[0] == 0 and not self.gpu_used:
             return False  # found, but the load put nothing on it
@@ -231,10 +233,9 @@ class Context:
                 or (log and log.total_vram and log.total_vram.strip() in ("0 B", "0B"))
                 or self.events("no-compatible-gpus")
                 or (models and all(m.gpu_fraction == 0 for m in models))
-                or self.observed_on_gpu == 0
             )
             and not self.gpu_compute
-        )
+        ) or self.observed_on_gpu == 0  # measured, even where discovery found a GPU
 
     @cached_property
     def platform(self) -> str:
