@@ -35,4 +35,7 @@ verify_tokens = 4  # tokens generated (at most 32; more gives a steadier rate)
 verify_timeout = 60  # seconds to wait for Ollama's API after a restart
 verify_cpu_baseline = False  # also time num_gpu 0 and report the speed-up
 min_gpu_percent = 100  # share of the model that must sit in VRAM (/api/ps size_vram/size)
+# deploys/diagnose.py observes /api/ps and the GPU's process list as found; true also runs a
+# bounded generation first (verify_model, verify_tokens), as the fix always does
+observe_generate = False
 apt_lock_timeout = 120  # seconds to wait for another apt/dpkg before giving up

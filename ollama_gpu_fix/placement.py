@@ -86,13 +86,31 @@ def _fraction(on: float, total: float) -> str:
 
 
 def determine(s: Snapshot) -> Placement:
-    sightings = _models(s) + _apps(s) + _log(s)
+    sightings = _observed(s) + _models(s) + _apps(s) + _log(s)
     if not sightings:
         return Placement("unknown", 0, [])
     top = max(x.rank for x in sightings)
     at_top = {x.where for x in sightings if x.rank == top}
     where = next(w for w in ("cpu", "partial", "gpu") if w in at_top)
     return Placement(where, top, sightings)
+
+
+def _observed(s: Snapshot) -> list[Sighting]:
+    """The live host measured by the probe's observation (snapshot.observation): /api/ps after
+    a bounded generation, from the service itself, and the GPU's own process list, where the
+    service's runner holding no GPU memory outweighs what /api/ps claims."""
+    obs = s.observation
+    if obs is None or obs.untrusted or obs.on_gpu is None:
+        return []
+    frac = 0.0 if obs.runner_on_gpu is False else obs.on_gpu
+    where = "cpu" if frac == 0 else "gpu" if frac >= 1 else "partial"
+    how = f"{obs.model}: {frac:.0%} in VRAM"
+    if obs.runner_on_gpu is not None:
+        how += ", the runner " + ("holds" if obs.runner_on_gpu else "holds no") + " GPU memory"
+    if obs.tokens_per_s:
+        how += f", {obs.tokens_per_s:.1f} tokens/s"
+    line = obs.evidence[0] if obs.evidence else None
+    return [Sighting(where, OBSERVED, "observation", f"measured ({obs.mode}): {how}", line)]
 
 
 def _models(s: Snapshot) -> list[Sighting]:

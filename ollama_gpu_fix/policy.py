@@ -68,6 +68,9 @@ class Policy:
     verify_timeout: int = 60  # seconds to wait for Ollama's API after a restart
     verify_cpu_baseline: bool = False  # time the same prompt with num_gpu 0 too
     min_gpu_percent: int = 100
+    # deploys/diagnose.py: observe with a bounded generation too (by default it reads /api/ps
+    # and the GPU's process list as found; the fix always observes with a generation)
+    observe_generate: bool = False
     apt_lock_timeout: int = 120  # seconds to wait for another apt/dpkg to finish
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -190,7 +193,7 @@ def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) 
     raw = get("report_dir")
     values["report_dir"] = _report_dir("reports" if raw is None else raw, cwd)
     for key in ("allow_packages", "allow_driver_change", "allow_reboot", "verify_pull",
-                "verify_cpu_baseline", "allow_http_mirror"):
+                "verify_cpu_baseline", "allow_http_mirror", "observe_generate"):
         if get(key) is not None:
             values[key] = _bool(key, get(key))
     if get("cuda_min_version") is not None:

@@ -14,7 +14,15 @@
 #   address), reads files in other users' homes as their owner (a link to a root-only file
 #   reads nothing) and bounds every read in bytes and time.
 #
+# Observation (asked by the fix, and by diagnose with observe_generate): OGF_OBSERVE=generate
+# runs a bounded generation (OGF_OBSERVE_TOKENS tokens, OGF_OBSERVE_TIMEOUT seconds, the model
+# OGF_OBSERVE_MODEL or else the smallest local one), then reads /api/ps, whom the API belongs
+# to and the GPU's process list, with the verification's own code (shlib.sh ogf_verify_run);
+# OGF_OBSERVE=look reads the same without generating (also what `generate` does on a host with
+# no GPU device at all). Only when the trusted server holds the API's socket. The `observation.txt` section holds that output as verify.sh prints it.
+#
 # Test hooks: OGF_PROBE_PATH, when set, replaces PATH as is (no standard directories added);
+# OGF_PROBE_ASSUME_GPU=1 observes with a generation on a machine without a GPU;
 # OGF_PROBE_LIB=1 when sourcing defines the functions only (OGF_SHLIB_DIR: where shlib.sh is).
 
 # Run on its own (`sh probe.sh`, not composed by scripts.py): read the helpers beside it.
@@ -151,6 +159,7 @@ ogf_main() {
 
 	[ -n "$OLLAMA_BIN" ] && [ -n "$API_OK" ] && ogf_sec ollama-ps.txt ogf_ollama ps
 	[ -n "$API_OK" ] && ogf_api_ps
+	case ${OGF_OBSERVE:-} in generate | look) ogf_sec observation.txt ogf_observe ;; esac
 	ogf_serve_log
 	ogf_dmesg
 }
@@ -748,6 +757,7 @@ ogf_api_host() {
 }
 
 ogf_api_ps() {
+	TAGS_BODY=
 	ogf_body=
 	if ogf_have curl; then
 		ogf_body=$($TMO ${TMO:+3} curl -s -m 3 --max-filesize 1048576 "$API_URL/api/ps" 2>/dev/null)
@@ -762,7 +772,113 @@ ogf_api_ps() {
 		ogf_body=$($TMO ${TMO:+3} wget -q -T 3 -O - "$API_URL/api/tags" 2>/dev/null)
 	fi
 	[ -n "$ogf_body" ] && ogf_sec api-tags.json printf '%s\n' "$ogf_body"
+	TAGS_BODY=$ogf_body
 	return 0
+}
+
+# ---- observation: where the model runs, measured (OGF_OBSERVE, see the header) --------------
+
+# The smallest model in the /api/tags body TAGS_BODY (the verification's default model): each
+# entry's "name" comes before its "size"; names outside Ollama's model-name characters are
+# skipped, so nothing read here reaches the JSON of a request unchecked.
+ogf_smallest_model() {
+	printf '%s\n' "$TAGS_BODY" | tr -d ' \t' | tr '{},' '\n\n\n' | {
+		ogf_best=
+		ogf_bsize=
+		ogf_name=
+		ogf_n=0
+		while IFS= read -r ogf_x && [ "$ogf_n" -lt 100000 ]; do
+			ogf_n=$((ogf_n + 1))
+			case $ogf_x in
+			'"name":"'*'"')
+				ogf_name=${ogf_x#'"name":"'}
+				ogf_name=${ogf_name%'"'}
+				case $ogf_name in [!A-Za-z0-9]* | *[!A-Za-z0-9._:/-]*) ogf_name= ;; esac
+				[ "${#ogf_name}" -le 128 ] || ogf_name=
+				;;
+			'"size":'[0-9]*)
+				ogf_s=${ogf_x#'"size":'}
+				case $ogf_s in *[!0-9]* | ?????????????????*) ogf_s= ;; esac
+				if [ -n "$ogf_name" ] && [ -n "$ogf_s" ] &&
+					{ [ -z "$ogf_bsize" ] || [ "$ogf_s" -lt "$ogf_bsize" ]; }; then
+					ogf_best=$ogf_name
+					ogf_bsize=$ogf_s
+				fi
+				ogf_name=
+				;;
+			esac
+		done
+		[ -n "$ogf_best" ] && printf '%s\n' "$ogf_best"
+	}
+	return 0
+}
+
+# Any GPU a runner could use: a device node of a GPU driver, or a display-class PCI device of
+# NVIDIA, AMD or Intel (the driver may be what is missing).
+ogf_gpu_present() {
+	[ "${OGF_PROBE_ASSUME_GPU:-}" = 1 ] && return 0
+	for ogf_f in /dev/nvidiactl /dev/nvidia0 /dev/kfd /dev/dxg /dev/nvmap /dev/dri/renderD*; do
+		[ -e "$ogf_f" ] && return 0
+	done
+	for ogf_d in /sys/bus/pci/devices/*; do
+		[ -r "$ogf_d/class" ] && [ -r "$ogf_d/vendor" ] || continue
+		read -r ogf_c <"$ogf_d/class"
+		read -r ogf_v <"$ogf_d/vendor"
+		case $ogf_c:$ogf_v in 0x03*:0x10de | 0x03*:0x1002 | 0x03*:0x8086) return 0 ;; esac
+	done
+	return 1
+}
+
+# The `observation.txt` section: verify.sh's output (its header, its sections) for the service
+# as it is now. A subshell: the verification's variables and its ogf_sec stay in it.
+ogf_observe() {
+	if [ -z "$API_OK" ]; then
+		echo "skipped=the API is not answered by the service's own process"
+		return 0
+	fi
+	if ! ogf_have curl; then
+		echo "skipped=curl is not installed"
+		return 0
+	fi
+	ogf_mode=$OGF_OBSERVE
+	ogf_model=${OGF_OBSERVE_MODEL:-}
+	case $ogf_model in [!A-Za-z0-9]* | *[!A-Za-z0-9._:/-]*) ogf_model= ;; esac
+	[ -n "$ogf_model" ] || ogf_model=$(ogf_smallest_model)
+	if [ "$ogf_mode" = generate ] && [ -z "$ogf_model" ]; then
+		echo "skipped=no local model to run"
+		return 0
+	fi
+	if [ "$ogf_mode" = generate ] && ! ogf_gpu_present; then
+		ogf_mode=look # a model can only run on the CPU here: nothing to measure by running it
+	fi
+	ogf_tokens=${OGF_OBSERVE_TOKENS:-4}
+	case $ogf_tokens in '' | *[!0-9]* | ???*) ogf_tokens=4 ;; esac
+	ogf_limit=${OGF_OBSERVE_TIMEOUT:-60}
+	case $ogf_limit in '' | *[!0-9]* | ????*) ogf_limit=60 ;; esac
+	(
+		ogf_sec() {
+			ogf_name=$1
+			shift
+			ogf_out=$("$@" 2>&1 | head -c 1048576)
+			printf '%s\n' "--ogf-$NONCE-- $ogf_name"
+			[ -n "$ogf_out" ] && printf '%s\n' "$ogf_out"
+			return 0
+		}
+		NONCE=o$NONCE
+		printf '%s\n' "ogf-verify v2 nonce=$NONCE"
+		ogf_sec observe printf 'mode=%s\nmodel=%s\ntokens=%s\n' "$ogf_mode" "$ogf_model" \
+			"$ogf_tokens"
+		OGF_API=$API_URL
+		OGF_MODEL=$ogf_model
+		OGF_TOKENS=$ogf_tokens
+		OGF_GEN_TIMEOUT=$ogf_limit
+		OGF_WAIT=1
+		OGF_PULL=0
+		OGF_BASELINE=0
+		OGF_GENERATE=1
+		[ "$ogf_mode" = generate ] || OGF_GENERATE=0
+		ogf_verify_run
+	)
 }
 
 ogf_serve_log() {

@@ -85,6 +85,8 @@ def summary(snapshot: Snapshot) -> dict[str, Any]:
         "amd_gfx": sorted({a.gfx for a in (rocm.agents + rocm.kfd_nodes) if a.gfx}) if rocm else [],
         "ollama_version": version.version if version else None,
         "ollama_installed": _ollama_installed(snapshot),
+        # where the model ran, measured on the live host (None: not observed)
+        "observed": snapshot.observation.summary if snapshot.observation else None,
         "service": None
         if unit is None
         else {
@@ -166,6 +168,8 @@ def render_text(snapshot: Snapshot, diagnosis: Diagnosis, host: str | None = Non
         else:
             state = "service state not known"
         out.append(f"Ollama:    {s['ollama_version'] or 'version unknown'}, {state}")
+    if s["observed"]:
+        out.append(f"Observed:  {s['observed'][:300]}")
     out.append(f"Primary:   {diagnosis.primary}")
     if diagnosis.placement:
         ran = diagnosis.placement

@@ -42,6 +42,8 @@ SECTIONS: tuple[str, ...] = (
     "ollama-ps.txt",
     "api-ps.json",
     "api-tags.json",  # * GET /api/tags: the local models (what verification can run)
+    "observation.txt",  # * a bounded generation, /api/ps and the GPU's process list (verify.sh's
+    #                     output, when the fix or diagnose asks for it: OGF_OBSERVE)
     "ollama-serve.log",
     "journalctl.txt",
     "dmesg.txt",

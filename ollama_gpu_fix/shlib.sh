@@ -361,6 +361,165 @@ ogf_ancestry() { # PID... -> "pid ppid comm" for each process up to pid 1
 	done
 }
 
+# ---- the verification (verify.sh, and probe.sh's observation) -------------------------------
+# Callers define ogf_sec (NAME COMMAND...: print `--ogf-$NONCE-- NAME`, then what COMMAND
+# printed) and set TMO, LS, UNSAFE_PATH; settings: OGF_API, OGF_MODEL, OGF_TOKENS, OGF_WAIT,
+# OGF_PULL, OGF_BASELINE, OGF_GEN_TIMEOUT (verify.sh's header says each), and OGF_GENERATE
+# (0: read /api/ps, the server and the GPU's process list without running the model).
+
+# Ask the API that the unit configures (waiting for it), run the model, then record /api/ps,
+# whom the API belongs to and the GPU's process list. The verdict is ollama_gpu_fix/verdict.py.
+ogf_verify_run() {
+	ogf_unit
+	ogf_api
+	ogf_wait
+	ogf_unit # as it is once the API answers (a restart gives a new MainPID)
+	# Who holds the port now, and again after the model ran: a process that takes the port
+	# between the two is caught as well. Each holder is recorded when found.
+	LISTENERS=
+	LISTENER_OUT=
+	ogf_listeners
+	if [ "$OGF_UP" != 1 ]; then
+		ogf_sec server ogf_server
+		return 0
+	fi
+	ogf_sec version ogf_get /api/version
+	if [ -n "$OGF_MODEL" ] || [ "${OGF_GENERATE:-1}" = 0 ]; then
+		if [ "${OGF_GENERATE:-1}" = 1 ]; then
+			if [ "${OGF_PULL:-0}" = 1 ]; then
+				ogf_sec pull ogf_post /api/pull "{\"model\":\"$OGF_MODEL\",\"stream\":false}" 900
+			fi
+			ogf_sec generate ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":\"5m\",\"options\":{\"num_predict\":${OGF_TOKENS:-4},\"temperature\":0}}" "${OGF_GEN_TIMEOUT:-120}"
+		fi
+		ogf_sec ps ogf_get /api/ps
+		ogf_unit
+		ogf_listeners
+		ogf_sec server ogf_server
+		ogf_gpu_processes
+		if [ "${OGF_BASELINE:-0}" = 1 ] && [ "${OGF_GENERATE:-1}" = 1 ]; then
+			ogf_sec baseline ogf_post /api/generate "{\"model\":\"$OGF_MODEL\",\"prompt\":\"Why is the sky blue?\",\"stream\":false,\"keep_alive\":0,\"options\":{\"num_predict\":${OGF_TOKENS:-4},\"temperature\":0,\"num_gpu\":0}}" "${OGF_GEN_TIMEOUT:-120}"
+		fi
+	else
+		ogf_sec server ogf_server
+	fi
+}
+
+ogf_get() { $TMO ${TMO:+15} curl -s -m 10 --max-filesize 1048576 "$API_URL$1"; }
+ogf_post() {
+	$TMO ${TMO:+$((${3:-60} + 5))} curl -s -m "${3:-60}" --max-filesize 1048576 \
+		-H 'Content-Type: application/json' -d "$2" "$API_URL$1"
+}
+
+# The unit as systemd runs it now. Sets SYSTEMD (yes/no), UNIT_LOAD, UNIT_ACTIVE, MAINPID and
+# UNIT_HOST: OLLAMA_HOST as the service's own process has it (an EnvironmentFile= included),
+# else as the unit's Environment= sets it.
+ogf_unit() {
+	SYSTEMD=no
+	UNIT_LOAD=
+	UNIT_ACTIVE=
+	MAINPID=
+	UNIT_HOST=
+	[ -d /run/systemd/system ] && ogf_have systemctl || return 0
+	SYSTEMD=yes
+	ogf_show=$($TMO ${TMO:+10} systemctl --no-pager show ollama -p LoadState -p ActiveState \
+		-p MainPID -p Environment 2>/dev/null)
+	UNIT_LOAD=$(printf '%s\n' "$ogf_show" | ogf_key LoadState | ogf_last)
+	UNIT_ACTIVE=$(printf '%s\n' "$ogf_show" | ogf_key ActiveState | ogf_last)
+	MAINPID=$(printf '%s\n' "$ogf_show" | ogf_key MainPID | ogf_last)
+	case $MAINPID in '' | *[!0-9]*) MAINPID= ;; esac
+	if [ -n "$MAINPID" ] && [ "$MAINPID" != 0 ] && [ -r "/proc/$MAINPID/environ" ] &&
+		ogf_have tr; then
+		UNIT_HOST=$($TMO ${TMO:+10} tr '\n\000' '?\n' <"/proc/$MAINPID/environ" 2>/dev/null |
+			ogf_key OLLAMA_HOST | ogf_last)
+	fi
+	[ -n "$UNIT_HOST" ] ||
+		UNIT_HOST=$(printf '%s\n' "$ogf_show" | ogf_key Environment | ogf_env_host)
+}
+
+# Which API to ask: the unit's own OLLAMA_HOST where systemd has the unit (OGF_API is what a
+# probe saw earlier, maybe another user's server); OGF_API only without one.
+ogf_api() {
+	if [ "$SYSTEMD" = yes ] && [ "$UNIT_LOAD" != not-found ]; then
+		ogf_host_url "$UNIT_HOST"
+		API_FROM=unit
+	elif [ -n "${OGF_API:-}" ]; then
+		ogf_host_url "$OGF_API"
+		API_FROM=given
+	else
+		ogf_host_url ""
+		API_FROM=default
+	fi
+}
+
+# Wait for the API (a restart just happened, or a model is loading).
+ogf_wait() {
+	OGF_UP=0
+	ogf_i=0
+	ogf_max=$((${OGF_WAIT:-60} * 5))
+	while [ "$ogf_i" -lt "$ogf_max" ]; do
+		if $TMO ${TMO:+5} curl -s -m 2 -o /dev/null "$API_URL/api/version"; then
+			OGF_UP=1
+			break
+		fi
+		ogf_i=$((ogf_i + 1))
+		sleep 0.2
+	done
+	ogf_sec wait echo "up=$OGF_UP after=$((ogf_i / 5))s"
+}
+
+# The `server` section: who the API belongs to. With systemd the verdict asks that each
+# listener be MainPID or a descendant of it; without, that its uid be root's or the ollama
+# account's and its binary root's and writable by no one else.
+ogf_server() {
+	printf 'systemd=%s\n' "$SYSTEMD"
+	if [ "$SYSTEMD" = yes ]; then
+		printf 'load=%s\nactive=%s\n' "$UNIT_LOAD" "$UNIT_ACTIVE"
+	fi
+	printf 'mainpid=%s\n' "$MAINPID"
+	printf 'api=%s %s\n' "$API_URL" "$API_FROM"
+	printf 'ollama_uid=%s\n' "$(ogf_user_uid ollama)"
+	printf 'unsafe_path=%s\n' "${UNSAFE_PATH# }"
+	if [ -n "$LISTENER_OUT" ]; then
+		printf '%s' "$LISTENER_OUT"
+	else
+		echo "listener=none"
+	fi
+}
+
+# Who holds GPU memory, and the parent chain of each (is it Ollama's runner?).
+ogf_gpu_processes() {
+	ogf_pids=
+	if ogf_have nvidia-smi; then
+		ogf_apps=$($TMO ${TMO:+10} nvidia-smi --query-compute-apps=pid,process_name,used_memory \
+			--format=csv,noheader,nounits 2>&1)
+		ogf_sec nvidia-apps printf '%s\n' "$ogf_apps"
+		# shellcheck disable=SC2034 # the other fields are read only to skip them
+		ogf_pids=$(printf '%s\n' "$ogf_apps" | while IFS=, read -r ogf_p ogf_rest; do
+			case $ogf_p in '' | *[!0-9]*) ;; *) printf '%s ' "$ogf_p" ;; esac
+		done)
+	fi
+	if [ -d /sys/class/kfd/kfd/proc ]; then
+		ogf_kfd=
+		for ogf_p in /sys/class/kfd/kfd/proc/*; do
+			ogf_p=${ogf_p##*/}
+			case $ogf_p in '' | *[!0-9]*) ;; *) ogf_kfd="$ogf_kfd$ogf_p
+" ;; esac
+		done
+		ogf_sec kfd-pids printf '%s' "$ogf_kfd"
+		ogf_pids="$ogf_pids $ogf_kfd"
+	fi
+	if ogf_have rocm-smi; then
+		ogf_rocm=$($TMO ${TMO:+10} rocm-smi --showpids 2>&1 | head -c 65536)
+		ogf_sec rocm-pids printf '%s\n' "$ogf_rocm"
+		# shellcheck disable=SC2034 # the other fields are read only to skip them
+		ogf_pids="$ogf_pids $(printf '%s\n' "$ogf_rocm" | while read -r ogf_p ogf_rest; do
+			case $ogf_p in '' | *[!0-9]*) ;; *) printf '%s ' "$ogf_p" ;; esac
+		done)"
+	fi
+	# shellcheck disable=SC2086 # PIDs are words
+	ogf_sec ancestry ogf_ancestry $ogf_pids
+}
+
 # ---- who holds apt's and dpkg's locks -------------------------------------------------------
 
 # One line per holder: `FILE PID COMM`. apt and dpkg lock with fcntl(F_SETLK), which

@@ -4,6 +4,23 @@ Every record keeps the raw lines it was built from (`Line`: section + text), so 
 quote its evidence verbatim. A field that the evidence does not give stays None / empty:
 "unknown" is never guessed. Parsers (ollama_gpu_fix.parsers) build these; nothing here reads
 a host.
+
+Where the model ran, measured: `Snapshot.observation` (an `Observation`, from the probe's
+`observation.txt`: a bounded generation on a live host, then /api/ps, the GPU's process list
+and the API's listener, bound to the service exactly as the verification is). A rule reads it
+before any log wording:
+
+    obs = snapshot.observation
+    if obs is not None and obs.on_gpu is not None:   # measured, from the service itself
+        obs.on_gpu        # size_vram / size of the model in /api/ps: 0.0 CPU, 1.0 all in VRAM
+        obs.runner_on_gpu # True: the service's runner holds GPU memory; False: the GPU's own
+                          # list was read and it does not; None: no list on this host
+        obs.tokens_per_s  # the generation's eval rate (None without a generation)
+        obs.evidence      # Line("observation.txt", ...) to quote in a finding
+
+`on_gpu` is None when nothing was measured: no observation asked (a bundle, `collect`), the
+API not the service's own (`untrusted` says why), no model loaded or runnable (`skipped`).
+`loaded_models` stays /api/ps as the probe found it before the observation.
 """
 
 from __future__ import annotations
@@ -353,6 +370,42 @@ class LoadedModel:
         return int(match.group(2)) / 100 if match else None
 
 
+@record(eq=False, repr=False)
+class ObservedProcess:
+    """A process in the GPU's own process list during the observation."""
+
+    pid: int
+    name: str
+    used_mib: int | None = None  # GPU memory it holds (None: the tool does not say)
+    source: str = "nvidia-smi"  # nvidia-smi, nvml, rocm-smi, kfd
+    runner: bool = False  # the service's own process (MainPID or below it) holding memory
+    raw: Line | None = None
+
+
+@record(eq=False, repr=False)
+class Observation:
+    """Where the model ran, measured on the live host (module docstring: how a rule reads it).
+
+    mode "generate": a bounded generation ran first (the fix; diagnose with observe_generate);
+    "look": /api/ps, the process list and the listener as found, nothing generated."""
+
+    mode: str  # generate | look
+    model: str | None = None  # the model run (look: the one /api/ps lists)
+    skipped: str | None = None  # why nothing was observed (no local model, API not trusted)
+    untrusted: str | None = None  # why the API's answers are not the service's (then no value)
+    generated: bool | None = None  # the generation answered done (None: look, or not asked)
+    error: str | None = None  # the generation's failure, in Ollama's words
+    tokens_per_s: float | None = None  # eval_count / eval_duration of the generation
+    size: int | None = None  # /api/ps size of the model, bytes
+    size_vram: int | None = None  # /api/ps size_vram
+    on_gpu: float | None = None  # size_vram / size, 0.0 to 1.0; None: not measured
+    processor: str | None = None  # as `ollama ps` prints it: "100% GPU", "100% CPU", ...
+    gpu_processes: list[ObservedProcess] | None = None  # None: no GPU process list here
+    runner_on_gpu: bool | None = None  # the service's runner holds GPU memory (None: no list)
+    summary: str = ""  # one line: where the model ran, and what says so
+    evidence: list[Line] = field(default_factory=list)
+
+
 # ---- Ollama's log -------------------------------------------------------------------------------
 
 
@@ -452,6 +505,7 @@ class Snapshot:
     shell_env: list[ShellEnvAssignment] | None = None
     loaded_models: list[LoadedModel] | None = None  # api-ps.json, else `ollama ps`
     installed_models: dict[str, int | None] | None = None  # api-tags.json: name -> size
+    observation: Observation | None = None  # observation.txt: where the model ran, measured
     log: OllamaLog | None = None
     dmesg: list[Line] | None = None
     traces: list[tuple[str, Line]] | None = None  # (platform, line): parsers/traces.py

@@ -23,11 +23,12 @@ from ollama_gpu_fix.bundle import split_sections
 from ollama_gpu_fix.parsers import build_snapshot
 from ollama_gpu_fix.parsers.ollama import processor_of
 from ollama_gpu_fix.report import printable
+from ollama_gpu_fix.snapshot import Line, Observation, ObservedProcess
 
 VERIFY_HEADER = re.compile(r"^ogf-verify v(?P<version>\d+) nonce=(?P<nonce>[A-Za-z0-9]+)$")
 VERIFY_SECTIONS = (
-    "error", "wait", "version", "pull", "generate", "ps", "server", "nvidia-apps", "kfd-pids",
-    "rocm-pids", "ancestry", "baseline", "log",
+    "error", "observe", "wait", "version", "pull", "generate", "ps", "server", "nvidia-apps",
+    "kfd-pids", "rocm-pids", "ancestry", "baseline", "log",
 )
 # Names Ollama's runner has in a GPU's process list, per era (the kernel's comm is 15 bytes).
 RUNNER_NAMES = ("ollama", "ollama_llama_server", "ollama_llama_se", "llama-server")
@@ -101,6 +102,8 @@ class Verdict:
     speedup: float | None = None
     detected: list[str] = field(default_factory=list)  # inference compute lines
     server: Server | None = None  # whom the API belongs to (None: verify v1 did not say)
+    # made over the probe's observation (a run that changed nothing: no second generation)
+    from_observation: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +194,49 @@ def _processes(sections: dict[str, str], nvml: list[GpuProcess] | None) -> list[
         for proc in nvml or []:
             found.setdefault(proc.pid, proc)
     return list(found.values())
+
+
+def _ps_entry(sections: dict[str, str], model: str | None) -> dict[str, Any] | None:
+    """MODEL's entry in the `ps` section's /api/ps body (None: not listed); without a model,
+    the first entry (what is loaded)."""
+    ps = _json(sections.get("ps"))
+    models = ps.get("models") if isinstance(ps, dict) else None
+    entries = [m for m in models if isinstance(m, dict)] if isinstance(models, list) else []
+    if model is None:
+        return entries[0] if entries else None
+    return next((m for m in entries if model in (m.get("name"), m.get("model"))), None)
+
+
+def _mark_runners(processes: list[GpuProcess], sections: dict[str, str],
+                  server: Server | None) -> None:
+    """Mark the processes that are Ollama's: descended from the service (MainPID, or without a
+    unit the trusted listener; verify v1 output without systemd: known by the runner's name
+    only) and holding memory (0: it opened the device, holds nothing)."""
+    chains = _ancestry(sections.get("ancestry", ""))
+    if server is not None:
+        server_pid = server.mainpid if server.unit else (
+            server.listeners[0].pid if server.listeners else None)
+    else:
+        main = re.search(r"mainpid=(\d+)", sections.get("server", ""))
+        server_pid = int(main.group(1)) if main and main.group(1) != "0" else None
+    for proc in processes:
+        chain = chains.get(proc.pid, [])
+        names = [c for _, c in chain] + [proc.name.rsplit("/", 1)[-1]]
+        in_service = server_pid is not None and any(pid == server_pid for pid, _ in chain)
+        ours = in_service or (server_pid is None and any(n in RUNNER_NAMES for n in names))
+        proc.runner = ours and proc.used_mib != 0
+
+
+def _checked(sections: dict[str, str], nvml: list[GpuProcess] | None, per_process: bool) -> str:
+    """Whether the GPU's own process list was read: yes, not available (WSL2), none (API only),
+    or not checked (a tool that failed on its own)."""
+    if not per_process:
+        return "not available (WSL2 reports no per-process GPU memory)"
+    if _listed(sections) or nvml is not None:
+        return "yes"
+    if not any(name in sections for name in ("nvidia-apps", "kfd-pids", "rocm-pids")):
+        return "none: API only"
+    return "not checked"
 
 
 def _int(text: str | None) -> int | None:
@@ -299,14 +345,16 @@ def verdict(
     nvml: list[GpuProcess] | None = None,
     per_process: bool = True,
     gpu_expected: bool = True,
+    log: str | None = None,
 ) -> Verdict:
     """The verdict over verify.sh's OUTPUT for MODEL.
 
     PER_PROCESS False: the platform has no per-process GPU accounting (WSL2's WDDM), so the
     process list is not asked. GPU_EXPECTED False: the host has no GPU: CPU is the answer.
+    LOG: Ollama's log when OUTPUT carries none (the probe's observation: the probe read it).
     The reason is one printable line: what the host said (model names, API errors, process
     names) cannot move the cursor, rewrite the line or reorder what a reader sees."""
-    result = _verdict(output, model, min_gpu_percent, nvml, per_process, gpu_expected)
+    result = _verdict(output, model, min_gpu_percent, nvml, per_process, gpu_expected, log)
     result.reason = printable(result.reason)
     return result
 
@@ -327,6 +375,7 @@ def _verdict(
     nvml: list[GpuProcess] | None,
     per_process: bool,
     gpu_expected: bool,
+    log_text: str | None = None,
 ) -> Verdict:
     sections = split_sections(output.splitlines(), VERIFY_HEADER, VERIFY_SECTIONS)
     if not gpu_expected:
@@ -346,7 +395,8 @@ def _verdict(
                        + (f": {bound}" if bound else ""), server=server)
     if bound:
         return Verdict(False, "none", bound, server=server)
-    log = build_snapshot({"ollama-serve.log": sections.get("log", "")}).log
+    log_text = sections.get("log", "") if log_text is None else log_text
+    log = build_snapshot({"ollama-serve.log": log_text}).log
     detected = [c.raw.text for c in (log.compute if log else []) if c.raw]
     gpus = [c for c in (log.compute if log else []) if not c.is_cpu]
     if not model:
@@ -364,12 +414,7 @@ def _verdict(
                        detected=detected, server=server)
     out = Verdict(False, "use", "", model=model, tokens_per_s=_rate(result), detected=detected,
                   server=server)
-    ps = _json(sections.get("ps"))
-    entry = next(
-        (m for m in (ps.get("models") or [] if isinstance(ps, dict) else [])
-         if isinstance(m, dict) and model in (m.get("name"), m.get("model"))),
-        None,
-    )
+    entry = _ps_entry(sections, model)
     if entry is None:
         out.reason = f"{model} ran but /api/ps does not list it"
         return out
@@ -384,26 +429,8 @@ def _verdict(
     if out.cpu_tokens_per_s and out.tokens_per_s:
         out.speedup = round(out.tokens_per_s / out.cpu_tokens_per_s, 1)
     out.processes = _processes(sections, nvml)
-    chains = _ancestry(sections.get("ancestry", ""))
-    # the runner descends from the service: MainPID, or without a unit the trusted listener
-    # (v1 output without systemd: known by the runner's name only)
-    if server is not None:
-        server_pid = server.mainpid if server.unit else server.listeners[0].pid
-    else:
-        main = re.search(r"mainpid=(\d+)", sections.get("server", ""))
-        server_pid = int(main.group(1)) if main and main.group(1) != "0" else None
-    for proc in out.processes:
-        chain = chains.get(proc.pid, [])
-        names = [c for _, c in chain] + [proc.name.rsplit("/", 1)[-1]]
-        in_service = server_pid is not None and any(pid == server_pid for pid, _ in chain)
-        ours = in_service or (server_pid is None and any(n in RUNNER_NAMES for n in names))
-        proc.runner = ours and proc.used_mib != 0  # 0: it opened the device, holds nothing
-    if not per_process:
-        out.processes_checked = "not available (WSL2 reports no per-process GPU memory)"
-    elif _listed(sections) or nvml is not None:
-        out.processes_checked = "yes"
-    elif not any(name in sections for name in ("nvidia-apps", "kfd-pids", "rocm-pids")):
-        out.processes_checked = "none: API only"
+    _mark_runners(out.processes, sections, server)
+    out.processes_checked = _checked(sections, nvml, per_process)
     rate = f"{out.tokens_per_s} tokens/s" if out.tokens_per_s else "rate unknown"
     if out.gpu_percent is None:
         out.reason = f"/api/ps gave no size/size_vram for {model}"
@@ -423,3 +450,123 @@ def _verdict(
                 if out.processes_checked == "none: API only" else "")
         out.reason = f"{model}: {out.processor}{held}, {rate}{speed}{only}"
     return out
+
+
+# ---- the probe's observation: the same reading, as evidence for the diagnosis ---------------
+
+OBSERVATION = "observation.txt"
+
+
+def observation(text: str, per_process: bool = True,
+                nvml: list[GpuProcess] | None = None) -> Observation | None:
+    """The probe's `observation.txt` (verify.sh's output for the service as it was, or one
+    `skipped=` line) as a Snapshot record: where the model ran, from /api/ps after the
+    generation, the GPU's process list and the generation's rate. Nothing the API said counts
+    unless its listener is the service's own (the verdict's binding). None: no such text.
+
+    PER_PROCESS False (WSL2): the GPU's process list says nothing about the runner. NVML: the
+    controller's own list (pyinfra @local), used where nvidia-smi listed none."""
+    stripped = text.strip()
+    if not stripped:
+        return None
+    first = stripped.splitlines()[0].strip()
+    if first.startswith("skipped="):
+        why = printable(first[len("skipped="):][:300])
+        return Observation(mode="generate", skipped=why, summary=f"not observed: {why}",
+                           evidence=[Line(OBSERVATION, printable(first[:300]))])
+    sections = split_sections(text.splitlines(), VERIFY_HEADER, VERIFY_SECTIONS)
+    if not sections:
+        return None
+    keys = dict(line.partition("=")[::2] for line in sections.get("observe", "").splitlines()
+                if "=" in line)
+    mode = "generate" if keys.get("mode") == "generate" else "look"
+    asked = keys.get("model") if valid_model(keys.get("model")) else None
+    obs = Observation(mode=mode, model=asked)
+    server = parse_server(sections.get("server")) or Server(systemd=False)
+    answered = "up=1" in sections.get("wait", "")
+    if not answered:
+        obs.untrusted = "Ollama's API did not answer"
+    else:
+        obs.untrusted = _binding(server, answered) or None
+    if obs.untrusted:
+        obs.untrusted = printable(obs.untrusted)
+        obs.summary = f"not observed: {obs.untrusted}"
+        obs.evidence = [Line(OBSERVATION, obs.summary)]
+        return obs
+    evidence: list[Line] = []
+    if mode == "generate":
+        result = _json(sections.get("generate"))
+        if isinstance(result, dict) and result.get("done") and not result.get("error"):
+            obs.generated = True
+            obs.tokens_per_s = _rate(result)
+            evidence.append(Line(OBSERVATION, printable(
+                f"generate {asked}: eval_count={result.get('eval_count')} eval_duration="
+                f"{result.get('eval_duration')} ns ({obs.tokens_per_s or '?'} tokens/s)")))
+        else:
+            obs.generated = False
+            error = result.get("error") if isinstance(result, dict) else None
+            obs.error = printable(str(error or (sections.get("generate") or "no answer")
+                                      .strip())[:200])
+            evidence.append(Line(OBSERVATION, f"generate {asked}: {obs.error}"))
+    entry = _ps_entry(sections, asked if mode == "generate" else None)
+    if mode == "look" and asked:
+        entry = _ps_entry(sections, asked) or entry
+    if entry is not None:
+        name = entry.get("name") or entry.get("model")
+        obs.model = name if isinstance(name, str) and valid_model(name) else obs.model
+        size, vram = entry.get("size"), entry.get("size_vram")
+        obs.size = size if isinstance(size, int) and not isinstance(size, bool) else None
+        obs.size_vram = vram if isinstance(vram, int) and not isinstance(vram, bool) else None
+        obs.processor = processor_of(obs.size, obs.size_vram)
+        if obs.size and obs.size > 0 and obs.size_vram is not None:
+            obs.on_gpu = round(min(obs.size_vram / obs.size, 1.0), 4)
+        evidence.append(Line(OBSERVATION, printable(
+            f"/api/ps {obs.model}: size={obs.size} size_vram={obs.size_vram}"
+            f" ({obs.processor or '?'})")))
+    processes = _processes(sections, nvml)
+    _mark_runners(processes, sections, server)
+    checked = _checked(sections, nvml, per_process)
+    if checked == "yes":
+        obs.gpu_processes = [
+            ObservedProcess(p.pid, printable(p.name[:200]), p.used_mib, p.source, p.runner,
+                            Line(OBSERVATION, printable(
+                                f"{p.source}: pid {p.pid} {p.name[:200]} "
+                                f"{'?' if p.used_mib is None else p.used_mib} MiB"
+                                + (" (the service's runner)" if p.runner else ""))))
+            for p in processes]
+        obs.runner_on_gpu = any(p.runner for p in processes)
+        evidence += [p.raw for p in obs.gpu_processes if p.raw][:8]
+    obs.summary = printable(_observed(obs, checked, entry is not None))
+    obs.evidence = [Line(OBSERVATION, obs.summary)] + evidence
+    return obs
+
+
+def _observed(obs: Observation, checked: str, listed: bool) -> str:
+    """One line: where the model ran, and what says so."""
+    how = "observed" if obs.mode == "generate" else "as found (nothing generated)"
+    if obs.generated is False:
+        return f"{how}: generating with {obs.model} failed: {obs.error}"
+    if not listed:
+        if obs.mode == "look":
+            return f"{how}: no model loaded (/api/ps lists none)"
+        return f"{how}: {obs.model} ran but /api/ps does not list it"
+    if obs.on_gpu is None:
+        return f"{how}: /api/ps gave no size/size_vram for {obs.model}"
+    where = ("on the CPU" if obs.on_gpu == 0 else "on the GPU" if obs.on_gpu >= 1
+             else "split between CPU and GPU")
+    rate = f", {obs.tokens_per_s} tokens/s" if obs.tokens_per_s else ""
+    line = (f"{how}: {obs.model} ran {where} ({obs.processor}: size_vram {obs.size_vram} of"
+            f" {obs.size} bytes){rate}")
+    runners = [p for p in obs.gpu_processes or [] if p.runner]
+    if checked == "yes" and runners:
+        p = runners[0]
+        line += (f"; the service's runner (pid {p.pid}) holds "
+                 f"{'?' if p.used_mib is None else p.used_mib} MiB ({p.source})")
+    elif checked == "yes":
+        line += (f"; no process of the service holds GPU memory ({len(obs.gpu_processes or [])}"
+                 " in the GPU's process list)")
+    elif checked.startswith("not available"):
+        line += "; no per-process GPU memory on WSL2"
+    else:
+        line += "; no GPU process list on this host"
+    return line

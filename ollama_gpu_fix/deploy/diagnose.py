@@ -1,6 +1,10 @@
 """Diagnose the current pyinfra host: one probe fact (one remote command), pure parsing and
 rules, a text report in pyinfra's output and a JSON report written on the controller.
 
+The probe observes without generating: /api/ps, the API's listener and the GPU's process list
+as found (snapshot.observation, mode "look"). With host data `observe_generate=true` it runs
+the fix's bounded generation first (verify_model or the smallest local model, verify_tokens).
+
 Deploy files are exec'd by pyinfra once per host; deploys/diagnose.py and deploys/fix_gpu.py
 both call diagnose_host, so they run the very same diagnosis.
 """
@@ -24,10 +28,10 @@ from pyinfra.api.host import Host
 
 from ollama_gpu_fix import report
 from ollama_gpu_fix.deploy.connections import absolute_shell
-from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
+from ollama_gpu_fix.deploy.facts import OBSERVE_TIMEOUT, OllamaGpuProbe
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.parsers import build_snapshot
-from ollama_gpu_fix.policy import report_dir_problem
+from ollama_gpu_fix.policy import Policy, PolicyError, policy_from_host_data, report_dir_problem
 from ollama_gpu_fix.rules import diagnose
 from ollama_gpu_fix.snapshot import Snapshot
 
@@ -39,6 +43,9 @@ class Settings:
     """Host data this code reads, validated."""
 
     report_dir: Path
+    observe_generate: bool = False  # a bounded generation before reading /api/ps
+    verify_model: str | None = None
+    verify_tokens: int = 4
 
 
 @dataclass
@@ -68,7 +75,14 @@ def validate_host_data(data: dict[str, Any], cwd: str | os.PathLike[str]) -> Set
     problem = report_dir_problem(path)
     if problem:
         raise DeployError(f"host data report_dir={raw!r}: {problem}")
-    return Settings(report_dir=path)
+    # the observation's knobs, checked as the fix checks them (ollama_gpu_fix.policy)
+    wanted = {k: data.get(k) for k in ("observe_generate", "verify_model", "verify_tokens")}
+    try:
+        policy: Policy = policy_from_host_data({"report_dir": str(path), **wanted}, cwd)
+    except PolicyError as exc:
+        raise DeployError(str(exc)) from exc
+    return Settings(report_dir=path, observe_generate=policy.observe_generate,
+                    verify_model=policy.verify_model, verify_tokens=policy.verify_tokens)
 
 
 def safe_file_name(host_name: str) -> str:
@@ -121,7 +135,10 @@ def diagnose_host(host: Host) -> HostDiagnosis | None:
         logger.error(f"{host.print_prefix}{exc}")
         refuse(name="Refuse", why=str(exc))
         return None
-    sections = host.get_fact(OllamaGpuProbe) or {}
+    sections = host.get_fact(
+        OllamaGpuProbe, observe="generate" if settings.observe_generate else "look",
+        model=settings.verify_model or "", tokens=settings.verify_tokens,
+        timeout=OBSERVE_TIMEOUT) or {}
     snapshot = build_snapshot(sections)
     diagnosis = diagnose(snapshot)
     text = report.render_text(snapshot, diagnosis, host=host.name)

@@ -22,15 +22,35 @@ def probe_script() -> str:
     return script("probe")
 
 
+OBSERVE_MODES = ("", "look", "generate")
+OBSERVE_TIMEOUT = 60  # seconds the observation's generation may take (a CPU is slow)
+
+
 class OllamaGpuProbe(FactBase[dict[str, str]]):
-    """Every evidence section of the host: {bundle file name: text}; {} when nothing came back."""
+    """Every evidence section of the host: {bundle file name: text}; {} when nothing came back.
+
+    OBSERVE "generate" adds the observation (observation.txt): a bounded generation of TOKENS
+    tokens with MODEL ("" = the smallest local one), then /api/ps, the API's listener and the
+    GPU's process list, as the verification reads them; "look" the same without generating."""
 
     @staticmethod
     def default() -> dict[str, str]:
         return {}
 
-    def command(self) -> str:
-        return probe_script()
+    def command(self, observe: str = "", model: str = "", tokens: int = 4,
+                timeout: int = OBSERVE_TIMEOUT) -> str:
+        if observe not in OBSERVE_MODES:
+            raise ValueError(f"observe must be one of {OBSERVE_MODES}, got {observe!r}")
+        if not observe:
+            return probe_script()
+        settings = {"OGF_OBSERVE": observe, "OGF_OBSERVE_MODEL": model or "",
+                    "OGF_OBSERVE_TOKENS": str(int(tokens)),
+                    "OGF_OBSERVE_TIMEOUT": str(int(timeout))}
+        exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in settings.items())
+        # after the header comment: the command's first lines still say what it is
+        text = probe_script()
+        cut = text.index("\n\n") + 1 if text.startswith("#") and "\n\n" in text else 0
+        return text[:cut] + exports + text[cut:]
 
     def process(self, output: list[str]) -> dict[str, str]:
         return split_stream(output)

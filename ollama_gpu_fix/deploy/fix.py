@@ -1,6 +1,9 @@
-"""fix_gpu: a transaction per host. Probe once, diagnose, plan, preflight, then apply with
-pyinfra operations through the journal, restart Ollama when the running service differs from
-its unit, verify against the service itself, commit or roll back, and write the report.
+"""fix_gpu: a transaction per host. Probe once (observing first: a bounded generation, /api/ps
+and the GPU's process list, bound to the service's listener, in the same remote command),
+diagnose, plan, preflight, then apply with pyinfra operations through the journal, restart
+Ollama when the running service differs from its unit, verify against the service itself,
+commit or roll back, and write the report. When the plan changes nothing, the observation is
+the verification: no second generation runs.
 
 Runs in pyinfra's prepare stage per host (as every deploy file does): the probe, the plan and
 the preflight (read-only facts) are decided here, so `--dry` shows a refusal too; the
@@ -28,7 +31,7 @@ from ollama_gpu_fix import preflight as pf
 from ollama_gpu_fix import report
 from ollama_gpu_fix.deploy.connections import absolute_shell, tolerate_lost_connections
 from ollama_gpu_fix.deploy.diagnose import safe_file_name, write_json_report
-from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
+from ollama_gpu_fix.deploy.facts import OBSERVE_TIMEOUT, OllamaGpuProbe
 from ollama_gpu_fix.deploy.guard import on_failure
 from ollama_gpu_fix.deploy.operations import reboot, refuse, transaction
 from ollama_gpu_fix.deploy.preflight import Preflight
@@ -37,12 +40,13 @@ from ollama_gpu_fix.deploy.service import intended_environment, restart_ollama
 from ollama_gpu_fix.deploy.verify import verify_gpu
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.hostplatform import platform
+from ollama_gpu_fix.nvml import nvml_processes
 from ollama_gpu_fix.parsers import build_snapshot
 from ollama_gpu_fix.plan import Plan, plan
 from ollama_gpu_fix.policy import Policy, PolicyError, knobs, policy_from_host_data
 from ollama_gpu_fix.rules import diagnose
 from ollama_gpu_fix.snapshot import Snapshot
-from ollama_gpu_fix.verdict import Verdict, pick_model
+from ollama_gpu_fix.verdict import OBSERVATION, Verdict, observation, pick_model
 
 # Steps after which the running server must be compared with its unit (and maybe restarted).
 _RESTARTING = {act.SERVICE_ENV, act.GPU_GROUPS, act.START_SERVICE, act.CUDA_TOOLKIT,
@@ -192,7 +196,10 @@ def _api(snapshot: Snapshot) -> str | None:
 
 def _verify_settings(snapshot: Snapshot, diagnosis: Diagnosis, policy: Policy,
                      local: bool) -> dict[str, Any]:
-    model = policy.verify_model or pick_model(
+    observed = snapshot.observation
+    model = policy.verify_model or (
+        observed.model if observed and observed.mode == "generate" and observed.model else None
+    ) or pick_model(
         {"models": [{"name": n, "size": s} for n, s in (snapshot.installed_models or {}).items()]},
         None,
     )
@@ -227,14 +234,44 @@ def fix_host(host: Host) -> Plan:
         return Plan(blocked=reason)
 
 
+def observe_and_probe(host: Host, policy: Policy, local: bool) -> tuple[dict[str, str], Snapshot]:
+    """The probe with the observation (one remote command): a bounded generation of
+    verify_tokens tokens with verify_model (or the smallest local model), then /api/ps and the
+    GPU's process list, read as the verification reads them. On @local, NVML's own process
+    list completes a host where nvidia-smi lists none."""
+    sections = host.get_fact(OllamaGpuProbe, observe="generate", model=policy.verify_model or "",
+                             tokens=policy.verify_tokens, timeout=OBSERVE_TIMEOUT) or {}
+    snapshot = build_snapshot(sections)
+    if local and snapshot.observation is not None and OBSERVATION in sections:
+        nvml = nvml_processes()
+        if nvml is not None:
+            snapshot.observation = observation(
+                sections[OBSERVATION], per_process=platform(snapshot) != "wsl2", nvml=nvml)
+    return sections, snapshot
+
+
+def _observed_verification(snapshot: Snapshot, sections: dict[str, str],
+                           policy: Policy) -> tuple[str, str] | None:
+    """What the no-op verification reads instead of generating again: (the observation's
+    output, Ollama's log as the probe read it), when the observation ran the model the
+    verification would run (not with a CPU baseline or a pull to do: those need verify.sh)."""
+    observed = snapshot.observation
+    if (observed is None or observed.mode != "generate" or observed.skipped
+            or observed.generated is None or OBSERVATION not in sections
+            or policy.verify_cpu_baseline or policy.verify_pull):
+        return None
+    if policy.verify_model and observed.model != policy.verify_model:
+        return None
+    return sections[OBSERVATION], sections.get("ollama-serve.log", "")
+
+
 def _fix(host: Host) -> Plan:
     policy = _policy(host)
     if policy is None:
         return Plan(blocked="bad host data")
-    sections = host.get_fact(OllamaGpuProbe) or {}
-    snapshot = build_snapshot(sections)
-    diagnosis = diagnose(snapshot)
     local = _is_local(host)
+    sections, snapshot = observe_and_probe(host, policy, local)
+    diagnosis = diagnose(snapshot)
     the_plan = plan(diagnosis, snapshot, policy, local=local)
     fix_report = FixReport(
         policy.report_dir / f"{safe_file_name(host.name)}.json",
@@ -286,11 +323,12 @@ def _fix(host: Host) -> Plan:
         logger.info("\n%s\n%s\n", report.render_text(snapshot, diagnosis, host=host.name),
                     render_plan(the_plan, host.name))
     return _apply(host, the_plan, steps, snapshot, diagnosis, policy, local, fix_report,
-                  interrupted)
+                  interrupted, _observed_verification(snapshot, sections, policy))
 
 
 def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosis: Diagnosis,
-           policy: Policy, local: bool, fix_report: FixReport, interrupted: bool) -> Plan:
+           policy: Policy, local: bool, fix_report: FixReport, interrupted: bool,
+           observed: tuple[str, str] | None = None) -> Plan:
     on_failure(host, fix_report.failed)
     total = fix_report.applied
     journaled = bool(steps) or interrupted
@@ -320,6 +358,8 @@ def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosi
     settings = _verify_settings(snapshot, diagnosis, policy, local)
     settings["fingerprints"] = [s.fingerprint for s in steps if s.changes == act.SERVICE]
     settings["journaled"] = journaled
+    # nothing to change: the observation before the diagnosis is the verification
+    settings["observed"] = observed is not None and not journaled
 
     def changed() -> bool:
         return interrupted or any(op.is_complete() and op.did_change() for op in total.ops)
@@ -332,7 +372,7 @@ def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosi
         fix_report.record(result, rolled_back, after, state)
 
     verify_gpu(name="Verify: the model runs on the GPU", settings=settings, record=record,
-               changed=changed)
+               changed=changed, observed=(lambda: observed) if settings["observed"] else None)
     return the_plan
 
 

@@ -8,6 +8,8 @@ and this run (or an interrupted one it resumed) changed something, every file th
 changed is put back as it was found (change.sh rollback: root's own files, temp file + rename,
 mode and owner), Ollama restarts, the verification runs again, and the report says "rolled
 back" with the state the host was left in. Package changes are not undone: the plan said so.
+A run whose plan changed nothing is verified by the probe's observation (the same reading of
+the same service, made before the diagnosis): no second generation runs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def verify_gpu(
     settings: dict[str, Any],
     record: Callable[[Verdict, bool, str], None] | None = None,
     changed: Callable[[], bool] | None = None,
+    observed: Callable[[], tuple[str, str] | None] | None = None,
 ):
     """Run a model and check /api/ps and the GPU's process list; commit this run's
     transaction, or roll it back and fail the host when the model is not on the GPU.
@@ -38,10 +41,13 @@ def verify_gpu(
       gpu_expected, local, journaled, fingerprints (see ollama_gpu_fix.deploy.fix)
     + record: called with the verdict, whether a rollback happened and the host's state
     + changed: whether this run (or the interrupted one it resumed) changed anything
+    + observed: the probe's observation and Ollama's log, when nothing was to change: the
+      verdict is made over them instead of generating again
     """
     if not state.is_executing:
         return  # nothing to verify before anything ran (--dry, change detection)
-    result = _run(settings)
+    seen = observed() if observed is not None else None
+    result = _run(settings, seen)
     journaled = bool(settings.get("journaled"))
     rolled_back = False
     if result.passed:
@@ -73,9 +79,24 @@ def verify_gpu(
     yield from fail_host(f"not on the GPU: {result.reason}")
 
 
-def _run(settings: dict[str, Any]) -> Verdict:
+def _run(settings: dict[str, Any], observed: tuple[str, str] | None = None) -> Verdict:
     if not settings["gpu_expected"]:
         return Verdict(True, "cpu-expected", "no GPU in this machine: CPU is expected")
+    if observed is not None:
+        output, log = observed
+        result = verdict(
+            output,
+            settings.get("model"),
+            min_gpu_percent=settings["min_gpu_percent"],
+            nvml=nvml_processes() if settings.get("local") else None,
+            per_process=settings["per_process"],
+            gpu_expected=settings["gpu_expected"],
+            log=log,
+        )
+        result.from_observation = True
+        if result.passed:
+            result.reason += " (observed before the diagnosis; nothing was changed)"
+        return result
     output = host.get_fact(
         GpuVerification,
         api=settings["api"],

@@ -53,6 +53,7 @@ _TABLE: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "shell_env": ("ollama", "parse_shell_env", ("shell-env.txt",)),
     "loaded_models": ("ollama", "parse_loaded_models", ("api-ps.json", "ollama-ps.txt")),
     "installed_models": ("ollama", "parse_installed_models", ("api-tags.json",)),
+    "observation": ("observation", "parse", ("observation.txt",)),
     "log": ("ollama_log", "parse", None),
     "dmesg": ("kernel", "parse_dmesg", ("dmesg.txt",)),
     "container_run": ("containers", "parse", ("docker-run.txt",)),

@@ -122,6 +122,8 @@ def _unexplained(ctx: Context, findings: list[Finding]) -> Iterable[Finding]:
         return
     evidence: list[Line] = ctx.lines(*_FAILURE_EVENTS)
     if ctx.cpu_fallback:
+        if ctx.observed_on_gpu == 0 and ctx.s.observation:
+            evidence += ctx.s.observation.evidence[:3]
         evidence += [c.raw for c in ctx.compute if c.raw] + ctx.lines("zero-vram")
         evidence += [m.raw for m in ctx.s.loaded_models or [] if m.gpu_fraction == 0 and m.raw]
     if not evidence or any(f.code == "no-gpu" for f in findings):

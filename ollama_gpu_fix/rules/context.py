@@ -206,6 +206,16 @@ class Context:
         return determine(self.s)
 
     @cached_property
+    def observed_on_gpu(self) -> float | None:
+        """Share of the model in VRAM as measured on the live host (snapshot.observation: after
+        a bounded generation, from the service itself); 0.0 when the service's runner holds no
+        GPU memory in the GPU's own list; None when nothing was measured."""
+        obs = self.s.observation
+        if obs is None or obs.untrusted or obs.on_gpu is None:
+            return None
+        return 0.0 if obs.runner_on_gpu is False else obs.on_gpu
+
+    @cached_property
     def gpu_in_use(self) -> bool:
         """Evidence that Ollama found a GPU and, unless a load says otherwise, uses it."""
         if self.placement.where in ("cpu", "partial") and self.placement.rank >= PLANNED:
@@ -250,7 +260,7 @@ class Context:
                 or (models and all(m.gpu_fraction == 0 for m in models))
             )
             and not self.gpu_compute
-        )
+        ) or self.observed_on_gpu == 0  # measured, even where discovery found a GPU
 
     @cached_property
     def platform(self) -> str:

@@ -20,6 +20,9 @@ def vram_insufficient(ctx: Context) -> Iterator[Finding]:
     elif offload and offload[0] == 0 and offload[1] > 0 and ctx.gpu_compute and _short(ctx):
         evidence += layers + [c.raw for c in ctx.gpu_compute if c.raw]
     evidence += ctx.lines("gpu-out-of-memory")
+    observed = ctx.observed_on_gpu
+    if observed is not None and 0 < observed < 1 and ctx.s.observation:
+        evidence += ctx.s.observation.evidence[:2]
     for model in ctx.s.loaded_models or []:
         if model.gpu_fraction is not None and 0 < model.gpu_fraction < 1:
             evidence.append(
@@ -109,7 +112,10 @@ def smi_insufficient_permissions(ctx: Context) -> Iterator[Finding]:
 def ok_gpu(ctx: Context) -> Iterator[Finding]:
     if not ctx.gpu_in_use:
         return
-    evidence = [c.raw for c in ctx.gpu_compute if c.raw]
+    evidence: list[Line] = []
+    if ctx.observed_on_gpu and ctx.s.observation:  # measured first: where the model ran
+        evidence += ctx.s.observation.evidence[:3]
+    evidence += [c.raw for c in ctx.gpu_compute if c.raw]
     evidence += ctx.lines("offloaded-layers", "cuda-found", "hsa-override-set")
     log = ctx.s.log
     if log and log.layers_line and log.layers_line not in evidence:

@@ -103,7 +103,29 @@ def fix_twice(lab: Lab, tmp: Path) -> tuple[int, int]:
             print(f"lab:     note: {line}", file=sys.stderr)
     print(f"lab: fix took {twice.first.seconds:.1f}s, second run {twice.second.seconds:.1f}s",
           file=sys.stderr)
+    for line in generation_lines(twice):
+        print(line, file=sys.stderr)
     return twice.converged, twice.second_run_changes
+
+
+def generation_lines(twice: fix_run.Twice) -> list[str]:
+    """How many generations each run asked of the hosts' Ollama (its /api/generate requests),
+    and per host of the second run that planned nothing and verified: a no-op run's count."""
+    def total(index: int) -> str:
+        counts = [pair[index] for pair in twice.generations.values()]
+        known = [c for c in counts if c is not None]
+        return f"{sum(known)}" + (f" ({len(counts) - len(known)} hosts unknown)"
+                                  if len(known) < len(counts) else "")
+
+    noop = {name: pair[1] for name, pair in twice.generations.items()
+            if (r := twice.second.reports.get(name, {})).get("result") == "verified"
+            and not (r.get("plan") or {}).get("steps")}
+    per = sorted({c for c in noop.values() if c is not None})
+    hosts = ", ".join(f"{name} {'?' if a is None else a}/{'?' if b is None else b}"
+                      for name, (a, b) in sorted(twice.generations.items()))
+    return [f"lab: /api/generate requests: run 1 {total(0)}, run 2 {total(1)}; no-op verified "
+            f"hosts in run 2: {len(noop)}, generations per host {per or '-'}",
+            f"lab:   per host (run 1/run 2): {hosts}"]
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.lab import config
@@ -29,6 +29,7 @@ class DiagnoseResult:
     output: str
     primaries: dict[str, str | None]
     seconds: float
+    reports: dict[str, dict] = field(default_factory=dict)  # host -> its JSON report
 
 
 def run(report_dir: Path, limit: list[str] | None = None, extra: list[str] | None = None,
@@ -51,9 +52,12 @@ def run(report_dir: Path, limit: list[str] | None = None, extra: list[str] | Non
     if config.RUN_DIR.is_dir():  # kept in .cache/last-run-logs at teardown
         (config.RUN_DIR / "pyinfra-diagnose.log").write_text(proc.stdout + proc.stderr)
     primaries: dict[str, str | None] = {}
+    reports: dict[str, dict] = {}
     for path in sorted(report_dir.glob("*.json")):
         try:
-            primaries[path.stem] = json.loads(path.read_text()).get("primary")
+            reports[path.stem] = json.loads(path.read_text())
+            primaries[path.stem] = reports[path.stem].get("primary")
         except ValueError:
             primaries[path.stem] = None
-    return DiagnoseResult(proc.returncode, proc.stdout + proc.stderr, primaries, seconds)
+    return DiagnoseResult(proc.returncode, proc.stdout + proc.stderr, primaries, seconds,
+                          reports)

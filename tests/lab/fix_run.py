@@ -28,6 +28,11 @@ from tests.lab.diagnose_run import pyinfra_exe
 from tests.lab.profiles import Profile
 
 JOURNAL = "/var/lib/ollama-gpu-fix/txn/journal"  # change.sh's transaction journal
+# Generations the service answered: the double's access log (GIN lines) of /api/generate, in
+# the unit's journal, or in server.log on a host without systemd.
+GENERATIONS = ("{ journalctl -u ollama --no-pager -o cat 2>/dev/null;"
+               " cat /usr/share/ollama/.ollama/logs/server.log 2>/dev/null; }"
+               " | grep -c '\"/api/generate\"'; true")
 
 
 @dataclass
@@ -248,6 +253,9 @@ class Twice:
     dry_changed: dict[str, list[str]] = field(default_factory=dict)  # host -> paths
     interrupted: dict[str, str] = field(default_factory=dict)  # host -> what the fault did
     checks_before: dict[str, list] = field(default_factory=dict)  # after_checks, before
+    # host -> /api/generate requests the service answered during run 1 and run 2 (None:
+    # unknown, the host could not be asked)
+    generations: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
 
     @property
     def converged(self) -> int:
@@ -313,6 +321,33 @@ def interrupt_after_write(lab, name: str, report_dir: Path,  # noqa: ANN001 - la
     return Interrupted(note, log.read_bytes().decode(errors="replace"), report)
 
 
+def generation_counts(lab) -> dict[str, int | None]:  # noqa: ANN001 - tests.lab.lab.Lab
+    """Per host: how many /api/generate requests its Ollama has answered so far (read inside
+    the host with nsenter: a host whose sshd a fault stopped still answers)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.lab import hosts
+
+    def count(name: str) -> int | None:
+        entry = lab.state["pids"].get(f"nspawn:{name}")
+        if not entry:
+            return None
+        try:
+            out = hosts.run_inside(entry["pid"], ["sh", "-c", GENERATIONS], timeout=60)
+        except (RuntimeError, subprocess.SubprocessError, OSError):
+            return None
+        text = out.stdout.strip()
+        return int(text) if text.isdigit() else None
+
+    names = [h.name for h in lab.hosts]
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(names)))) as pool:
+        return dict(zip(names, pool.map(count, names), strict=True))
+
+
+def _between(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else after - before
+
+
 def fix_twice(lab, tmp: Path) -> Twice:  # noqa: ANN001 - tests.lab.lab.Lab
     """deploys/fix_gpu.py over every host of LAB twice (faults played), every host judged."""
     bound = fix_bound(len(lab.hosts))
@@ -335,11 +370,16 @@ def fix_twice(lab, tmp: Path) -> Twice:  # noqa: ANN001 - tests.lab.lab.Lab
                                      if old.get(k) != after.get(k))
     stop = threading.Event()
     watchers = [lab.cut_when_changed(p.name, stop) for p in lab.profiles if "ssh-stop" in p.faults]
+    counted = generation_counts(lab)
     first = run(tmp / "fix1", timeout=bound)
     stop.set()
     for watcher in watchers:
         watcher.join()
+    between = generation_counts(lab)
     second = run(tmp / "fix2", timeout=bound)
+    ended = generation_counts(lab)
+    generations = {h: (_between(counted.get(h), between.get(h)),
+                       _between(between.get(h), ended.get(h))) for h in counted}
     revived = {p.name: lab.revive(p.name) for p in lab.profiles if p.expected_fix == "lost"}
     lab.log("lab: recording every host after the fix")
     after_state = noworse.capture_all(lab)
@@ -369,7 +409,7 @@ def fix_twice(lab, tmp: Path) -> Twice:  # noqa: ANN001 - tests.lab.lab.Lab
                                  + "; ".join(already))
         judged[p.name] = verdict
     return Twice(first, second, judged, dry, dry_changed,
-                 {k: v.note for k, v in interrupted.items()}, checks_before)
+                 {k: v.note for k, v in interrupted.items()}, checks_before, generations)
 
 
 OWN_WRITES = ("usr/share/ollama/.ollama/logs/",)  # Ollama's own log without systemd

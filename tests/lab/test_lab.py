@@ -162,6 +162,51 @@ def test_fix_report_has_before_plan_steps_verification_after(fixes):
     assert again["plan"]["steps"] == [] and again["result"] == "verified"
 
 
+def test_a_live_hosts_diagnosis_says_where_the_model_ran_from_observation(fixes):
+    """Observe first (issue 13): the fix's diagnosis before states where the model ran from
+    measured quantities (size_vram of size in /api/ps after a bounded generation, the runner in
+    the GPU's process list, tokens/s), and the ok-gpu finding quotes that observation."""
+    healthy = fixes.first.reports["nvidia-healthy"]
+    obs = healthy["snapshot"]["observation"]
+    assert obs["mode"] == "generate" and obs["generated"] is True, obs
+    assert obs["on_gpu"] == 1.0 and obs["runner_on_gpu"] is True and obs["tokens_per_s"] > 20
+    said = healthy["diagnosis_before"]["summary"]["observed"]
+    assert said.startswith("observed: qwen2.5:0.5b ran on the GPU (100% GPU"), said
+    ok = next(f for f in healthy["diagnosis_before"]["findings"] if f["code"] == "ok-gpu")
+    assert ok["evidence"][0].startswith("observation.txt: observed: "), ok["evidence"]
+    assert any("Observed:  observed: qwen2.5:0.5b ran on the GPU" in line
+               for line in fixes.first.stderr.splitlines())
+    cpu = fixes.first.reports["cuda-visible-minus1"]
+    obs = cpu["snapshot"]["observation"]
+    assert obs["on_gpu"] == 0.0 and obs["tokens_per_s"] < 10, obs
+    assert "ran on the CPU" in cpu["diagnosis_before"]["summary"]["observed"]
+
+
+def test_diagnose_observes_without_generating(diagnosis):
+    """deploys/diagnose.py reads /api/ps, the listener and the GPU's process list as found
+    (post_install loaded the model), and runs nothing."""
+    obs = diagnosis.reports["nvidia-healthy"]["snapshot"]["observation"]
+    assert obs["mode"] == "look" and obs["generated"] is None and obs["tokens_per_s"] is None
+    assert obs["on_gpu"] == 1.0 and obs["runner_on_gpu"] is True, obs
+    # the service (CUDA_VISIBLE_DEVICES=-1) still holds the port: measured on the CPU; never
+    # the fake's "100% GPU", which only an API held by another process would claim
+    cpu = diagnosis.reports["hostile-fake-api"]["snapshot"]["observation"]
+    assert cpu is not None and cpu["on_gpu"] in (None, 0.0), cpu
+
+
+def test_a_run_that_changes_nothing_generates_once(fixes):
+    """When the plan has nothing to change, the observation made before the diagnosis is the
+    verification: one /api/generate request per host in the second run, not two."""
+    noop = [name for name, r in fixes.second.reports.items()
+            if r.get("result") == "verified" and not r["plan"]["steps"]
+            and r["verification"]["kind"] == "use"]
+    assert "nvidia-healthy" in noop and "cuda-visible-minus1" in noop, noop
+    for name in noop:
+        report = fixes.second.reports[name]
+        assert report["verification"]["from_observation"] is True, name
+        assert fixes.generations[name][1] == 1, (name, fixes.generations[name])
+
+
 @pytest.mark.parametrize("name,source", [("cuda-visible-minus1", "nvidia-smi"),
                                          ("amd-gfx1100-nogroups", "rocm-smi")])
 def test_verification_finds_ollamas_runner_in_the_gpus_process_list(fixes, name, source):

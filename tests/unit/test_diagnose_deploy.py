@@ -296,6 +296,14 @@ def test_validate_host_data(tmp_path: Path) -> None:
     assert validate_host_data({}, tmp_path).report_dir == tmp_path / "reports"
     assert validate_host_data({"report_dir": "/x/y"}, tmp_path).report_dir == Path("/x/y")
     assert validate_host_data({"report_dir": tmp_path / "r"}, tmp_path).report_dir == tmp_path / "r"
+    plain = validate_host_data({}, tmp_path)
+    assert not plain.observe_generate and plain.verify_model is None and plain.verify_tokens == 4
+    asked = validate_host_data({"observe_generate": "true", "verify_model": "qwen2.5:0.5b",
+                                "verify_tokens": "8"}, tmp_path)
+    assert asked.observe_generate and asked.verify_model == "qwen2.5:0.5b"
+    assert asked.verify_tokens == 8
+    with pytest.raises(DeployError, match="host data observe_generate"):
+        validate_host_data({"observe_generate": "maybe"}, tmp_path)
     for bad in (42, "", "  ", ["reports"], "a\x00b", True):
         with pytest.raises(DeployError, match="report_dir"):
             validate_host_data({"report_dir": bad}, tmp_path)

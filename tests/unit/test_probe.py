@@ -6,6 +6,7 @@ busybox sh and a PATH with (almost) nothing on it, and check the stream still pa
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
@@ -430,3 +431,127 @@ def test_every_redirection_goes_to_dev_null_or_a_descriptor() -> None:
             if not (target.startswith("/dev/null") or target.startswith("&")):
                 bad.append(f"{number}: {line.strip()}")
     assert not bad, bad
+
+
+# ---- the observation (OGF_OBSERVE): a bounded generation, /api/ps, the process list ------------
+
+OBSERVE_API = """
+import http.server, json, sys
+TAGS = {"models": [{"name": "big:70b", "model": "big:70b", "size": 40000000000, "details": {}},
+                   {"name": "small:0.5b", "model": "small:0.5b", "size": 397821319,
+                    "details": {"family": "qwen2"}}]}
+PS = {"models": [{"name": "small:0.5b", "model": "small:0.5b", "size": 1000, "size_vram": 1000}]}
+class H(http.server.BaseHTTPRequestHandler):
+    def _send(self, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def _seen(self, text):
+        with open(sys.argv[2], "a") as seen:
+            seen.write(text + "\\n")
+    def do_GET(self):
+        self._seen(f"GET {self.path}")
+        self._send({"/api/tags": TAGS, "/api/ps": PS}.get(self.path, {"version": "0.12.3"}))
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self._seen(f"POST {self.path} {body}")
+        self._send({"model": "small:0.5b", "done": True, "eval_count": 4,
+                    "eval_duration": 88000000})
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def _observe_probe(tmp_path: Path, observe: str, stranger: bool = False,
+                   model: str = "", assume: str = "1") -> tuple[dict[str, str], str]:
+    """The probe with OGF_OBSERVE against a fake `ollama serve` whose child holds the API (or,
+    STRANGER, another process holds the port): its sections and the requests the API saw."""
+    port = _free_port()
+    seen = tmp_path / "seen.txt"
+    (tmp_path / "api.py").write_text(OBSERVE_API)
+    api = f"python3 {tmp_path / 'api.py'} {port} {seen}"
+    children = []
+    if stranger:
+        children.append(subprocess.Popen(api.split(), start_new_session=True))
+        ollama = _fake_install(tmp_path, "while :; do sleep 1; done")
+    else:
+        ollama = _fake_install(tmp_path, f"{api} & while :; do sleep 1; done")
+    children.append(subprocess.Popen([str(ollama), "serve"], start_new_session=True,
+                                     env={"PATH": "/usr/bin:/bin",
+                                          "OLLAMA_HOST": f"127.0.0.1:{port}"}))
+    try:
+        for _ in range(50):
+            time.sleep(0.1)
+            if _listening(port):
+                break
+        path = f"{ollama.parent}:/usr/bin:/bin"
+        proc = run_probe(env={"OGF_PROBE_PATH": path, "PATH": path, "OGF_OBSERVE": observe,
+                              "OGF_OBSERVE_MODEL": model, "OGF_OBSERVE_TOKENS": "3",
+                              "OGF_OBSERVE_TIMEOUT": "20", "OGF_PROBE_ASSUME_GPU": assume})
+    finally:
+        for child in children:
+            os.killpg(child.pid, 9)
+            child.wait()
+    return check_stream(proc.stdout), seen.read_text() if seen.exists() else ""
+
+
+def test_observe_generates_once_with_the_smallest_model_then_reads_ps_and_the_server(
+        tmp_path: Path) -> None:
+    from ollama_gpu_fix.parsers import build_snapshot
+
+    sections, seen = _observe_probe(tmp_path, "generate")
+    text = sections["observation.txt"]
+    assert text.startswith("ogf-verify v2 nonce=o")  # its own nonce, inside the section
+    posts = [line for line in seen.splitlines() if line.startswith("POST")]
+    assert len(posts) == 1 and posts[0].startswith("POST /api/generate ")
+    assert '"model":"small:0.5b"' in posts[0] and '"num_predict":3' in posts[0]
+    obs = build_snapshot(sections).observation
+    assert obs is not None and obs.untrusted is None, obs and obs.summary
+    assert obs.model == "small:0.5b" and obs.generated and obs.tokens_per_s == 45.5
+    assert obs.on_gpu == 1.0 and obs.processor == "100% GPU"
+
+
+def test_observe_look_generates_nothing(tmp_path: Path) -> None:
+    from ollama_gpu_fix.parsers import build_snapshot
+
+    sections, seen = _observe_probe(tmp_path, "look")
+    assert "POST" not in seen and "GET /api/ps" in seen
+    obs = build_snapshot(sections).observation
+    assert obs is not None and obs.mode == "look" and obs.generated is None
+    assert obs.model == "small:0.5b" and obs.on_gpu == 1.0
+
+
+@pytest.mark.skipif(os.path.exists("/dev/nvidiactl") or os.path.exists("/dev/kfd")
+                    or bool(glob.glob("/dev/dri/renderD*")), reason="this machine has a GPU")
+def test_observe_without_any_gpu_device_generates_nothing(tmp_path: Path) -> None:
+    from ollama_gpu_fix.parsers import build_snapshot
+
+    pci = [Path(d, "class").read_text().strip() + ":" + Path(d, "vendor").read_text().strip()
+           for d in glob.glob("/sys/bus/pci/devices/*")]
+    if any(c.startswith("0x03") and c.endswith(("0x10de", "0x1002", "0x8086")) for c in pci):
+        pytest.skip("this machine has a GPU on its PCI bus")
+    sections, seen = _observe_probe(tmp_path, "generate", assume="")
+    assert "POST" not in seen
+    obs = build_snapshot(sections).observation
+    assert obs is not None and obs.mode == "look" and obs.on_gpu == 1.0
+
+
+def test_observe_asks_nothing_of_an_api_that_is_not_the_servers(tmp_path: Path) -> None:
+    sections, seen = _observe_probe(tmp_path, "generate", stranger=True)
+    assert sections["observation.txt"].startswith("skipped=")
+    assert seen == ""
+
+
+def test_observe_never_sends_a_model_name_outside_ollamas_characters(tmp_path: Path) -> None:
+    sections, seen = _observe_probe(tmp_path, "generate", model='x","prompt":"owned')
+    posts = [line for line in seen.splitlines() if line.startswith("POST")]
+    assert len(posts) == 1 and '"model":"small:0.5b"' in posts[0] and "owned" not in posts[0]
+
+
+def test_without_observe_the_probe_has_no_observation() -> None:
+    sections = check_stream(run_probe().stdout)
+    assert "observation.txt" not in sections

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from ollama_gpu_fix.verdict import GpuProcess, pick_model, verdict
+from ollama_gpu_fix.snapshot import Line
+from ollama_gpu_fix.verdict import GpuProcess, observation, pick_model, verdict
 
 MODEL = "qwen2.5:0.5b"
 
@@ -303,3 +304,88 @@ def test_the_json_report_holds_the_server() -> None:
     assert server["listeners"] == [{"pid": 812, "uid": 65534, "comm": "python3", "exe_uid": 0,
                                     "exe_mode": "-rwxr-xr-x", "chain": [812, 1],
                                     "service": False}]
+
+
+# ---- the probe's observation: the same reading, before the diagnosis -----------------------
+
+OBSERVED = dict(observe=f"mode=generate\nmodel={MODEL}\ntokens=4", **GPU)
+
+
+def test_observation_says_where_the_model_ran_from_measured_quantities() -> None:
+    obs = observation(_out(**OBSERVED))
+    assert obs is not None and obs.mode == "generate" and obs.model == MODEL
+    assert obs.generated is True and obs.tokens_per_s == 45.1
+    assert (obs.size, obs.size_vram, obs.on_gpu, obs.processor) == (1000, 1000, 1.0, "100% GPU")
+    assert obs.runner_on_gpu is True
+    assert [(p.pid, p.used_mib, p.source, p.runner) for p in obs.gpu_processes or []] == [
+        (2345, 512, "nvidia-smi", True)]
+    assert "ran on the GPU" in obs.summary and "45.1 tokens/s" in obs.summary
+    assert "runner (pid 2345) holds 512 MiB (nvidia-smi)" in obs.summary
+    assert all(isinstance(e, Line) and e.source == "observation.txt" for e in obs.evidence)
+    assert any("size_vram=1000" in e.text for e in obs.evidence)
+
+
+def test_observation_on_the_cpu_and_split() -> None:
+    cpu = observation(_out(**{**OBSERVED, "ps": _ps(1000, 0), "nvidia_apps": "",
+                              "ancestry": ""}))
+    assert cpu is not None and cpu.on_gpu == 0.0 and cpu.processor == "100% CPU"
+    assert cpu.runner_on_gpu is False and "ran on the CPU" in cpu.summary
+    half = observation(_out(**{**OBSERVED, "ps": _ps(1000, 520)}))
+    assert half is not None and half.on_gpu == 0.52 and "split between CPU and GPU" in half.summary
+
+
+def test_observation_of_an_api_that_is_not_the_services_measures_nothing() -> None:
+    obs = observation(_out(**{**OBSERVED, "server": FAKE}))
+    assert obs is not None and obs.on_gpu is None and obs.tokens_per_s is None
+    assert obs.untrusted and "pid 812" in obs.untrusted and obs.summary.startswith("not observed")
+    down = observation(_out(observe="mode=generate", wait="up=0 after=1s", server=_unit()))
+    assert down is not None and down.on_gpu is None and "did not answer" in (down.untrusted or "")
+
+
+def test_observation_skipped_and_garbage() -> None:
+    skipped = observation("skipped=no local model to run\n")
+    assert skipped is not None and skipped.skipped == "no local model to run"
+    assert skipped.on_gpu is None and skipped.evidence[0].text.startswith("skipped=")
+    assert observation("") is None
+    forged = "--ogf-abc123-- ps\n" + _ps(1, 1)  # no header line: nothing is read
+    assert observation(forged) is None
+
+
+def test_observation_without_generating_reads_what_is_loaded() -> None:
+    look = {k: v for k, v in GPU.items() if k != "generate"}
+    obs = observation(_out(observe="mode=look\nmodel=", **look))
+    assert obs is not None and obs.mode == "look" and obs.generated is None
+    assert obs.model == MODEL and obs.on_gpu == 1.0 and obs.tokens_per_s is None
+    assert obs.summary.startswith("as found (nothing generated)")
+    empty = observation(_out(observe="mode=look", **{**look, "ps": '{"models":[]}'}))
+    assert empty is not None and empty.on_gpu is None and "no model loaded" in empty.summary
+
+
+def test_observation_of_a_failed_generation_keeps_ollamas_words() -> None:
+    gen = json.dumps({"error": "model requires more system memory (8 GiB) than is available"})
+    obs = observation(_out(**{**OBSERVED, "generate": gen, "ps": '{"models":[]}'}))
+    assert obs is not None and obs.generated is False and obs.on_gpu is None
+    assert "more system memory" in (obs.error or "") and "failed" in obs.summary
+
+
+def test_observation_on_wsl2_and_with_nvml() -> None:
+    bare = {k: v for k, v in OBSERVED.items() if k != "nvidia_apps"}
+    wsl = observation(_out(**bare), per_process=False)
+    assert wsl is not None and wsl.gpu_processes is None and wsl.runner_on_gpu is None
+    assert "WSL2" in wsl.summary
+    nvml = observation(_out(**bare), nvml=[GpuProcess(2345, "llama-server", 512, "nvml")])
+    assert nvml is not None and nvml.runner_on_gpu is True
+    assert nvml.gpu_processes and nvml.gpu_processes[0].source == "nvml"
+
+
+def test_the_observation_is_the_verification_of_a_run_that_changed_nothing() -> None:
+    """The fix's no-op verification reads the observation with the probe's log: the same
+    verdict as verify.sh's own output (which carries the log) would give."""
+    log = ('time=2026-11-20T10:00:01Z level=INFO source=types.go:60 msg="inference compute" '
+           'id=GPU-1 library=CUDA compute=8.9 name=CUDA0 description="RTX 4090" '
+           'libdirs=ollama,cuda_v13 driver=13.0 pci_id=0000:01:00.0 type=discrete '
+           'total="24.0 GiB" available="23.1 GiB"')
+    seen = verdict(_out(**OBSERVED), MODEL, log=log)
+    direct = verdict(_out(**GPU, log=log), MODEL)
+    assert seen.passed and seen.reason == direct.reason and seen.detected == direct.detected
+    assert len(seen.detected) == 1
