@@ -208,6 +208,16 @@ FAMILIES: tuple[Family, ...] = (
 
 _CODE_NUMBER = re.compile(r"(?:init failure|err|error|code|failure)[:= ]{1,3}(-?\d{1,4})\b", re.I)
 _NAME = re.compile(r"\b(cudaError\w+|CUDA_ERROR_\w+|NVML_ERROR_\w+|hipError\w+|VK_ERROR_\w+)")
+_SYMBOL = re.compile(r"undefined symbol: (\w{1,128})")
+# Who provides a symbol, by its prefix: the CUDA driver API (libcuda: cuInit, cuCtxCreate_v3)
+# is the driver's; cuBLAS and the runtime API are CUDA's runtime libraries (a foreign or older
+# toolkit's resolved before Ollama's bundled one); HIP and rocBLAS are ROCm's.
+SYMBOL_OWNERS: tuple[tuple[re.Pattern[str], Meaning], ...] = (
+    (re.compile(r"cu[A-Z]"), Meaning("runtime", "nvidia-driver-too-old")),
+    (re.compile(r"cublas|cudart|cuda[A-Z]|cusparse|cufft|curand"),
+     Meaning("runtime", "cuda-runtime-mismatch")),
+    (re.compile(r"hip|rocblas|hsa_|amd_comgr"), Meaning("runtime", "rocm-missing")),
+)
 _LOADER_REASON = re.compile(r"cannot open shared object file|undefined symbol|not found", re.I)
 _LIBRARY = re.compile(r"([\w.+-]{1,128}\.(?:so(?:\.[\w.]{1,32})?|dll))\b")
 
@@ -234,6 +244,13 @@ def meaning(family: Family, text: str) -> tuple[Meaning, str]:
         nvml = {n.lower(): m for n, m in NVML_CODES.values()}
         if key in nvml:
             return nvml[key], name.group(1)
+    symbol = _SYMBOL.search(text)
+    if symbol and family.id in ("load-backend", "loader"):
+        # a library loaded but lacks a symbol: whoever should provide it is the wrong version
+        # (the referencing library, often Ollama's own libggml-*, is not the one at fault)
+        for pattern, found in SYMBOL_OWNERS:
+            if pattern.match(symbol.group(1)):
+                return found, f"undefined symbol {symbol.group(1)}"
     if family.id in ("load-backend", "loader"):
         # the library that could not be opened is the last one named before the loader's reason
         cut = _LOADER_REASON.search(text)
@@ -241,10 +258,6 @@ def meaning(family: Family, text: str) -> tuple[Meaning, str]:
         for lib in reversed(libs):
             for pattern, found in LIBRARY_LINKS:
                 if pattern.search(lib):
-                    if found.code == "nvidia-no-driver" and "undefined symbol" in text.lower():
-                        # the driver's library is there but lacks an entry point the caller
-                        # was built against: a driver older than the caller
-                        return Meaning("runtime", "nvidia-driver-too-old"), lib
                     return found, lib
     if family.id == "hip":
         lower = text.lower()

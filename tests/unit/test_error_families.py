@@ -89,3 +89,11 @@ def test_hip_sentences_land_like_their_names() -> None:
     text = "ggml_cuda_compute_forward: HIP error: invalid device function"
     found = fam.match(text)
     assert found and fam.meaning(found, text)[0].code == "rocm-gfx-unsupported"
+
+
+def test_an_undefined_symbol_blames_its_provider_not_the_library_that_asked() -> None:
+    """A CUDA 11 cuBLAS resolved before Ollama's own: libggml-cuda.so is not the culprit."""
+    text = ("failure during GPU discovery detail=/usr/local/lib/ollama/cuda_v12/libggml-cuda.so:"
+            " undefined symbol: cublasLtMatmulAlgoGetHeuristic, version libcublasLt.so.11")
+    found = fam.match(text)
+    assert found and fam.meaning(found, text)[0].code == "cuda-runtime-mismatch"
