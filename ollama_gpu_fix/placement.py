@@ -120,9 +120,10 @@ def _models(s: Snapshot) -> list[Sighting]:
         if frac is None:
             continue
         where = "cpu" if frac == 0 else "gpu" if frac >= 1 else "partial"
-        source = "api-ps" if model.size is not None else "ollama-ps"
+        measured = model.size is not None and model.size_vram is not None
+        source = "api-ps" if measured else "ollama-ps"
         detail = (f"{model.name}: size_vram {model.size_vram} of size {model.size}"
-                  if model.size is not None else f"{model.name}: {model.processor}")
+                  if measured else f"{model.name}: {model.processor}")
         out.append(Sighting(where, OBSERVED, source, detail, model.raw))
     return out
 
