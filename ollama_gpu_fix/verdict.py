@@ -552,12 +552,14 @@ def _observed(obs: Observation, checked: str, listed: bool) -> str:
         return f"{how}: {obs.model} ran but /api/ps does not list it"
     if obs.on_gpu is None:
         return f"{how}: /api/ps gave no size/size_vram for {obs.model}"
+    runners = [p for p in obs.gpu_processes or [] if p.runner]
     where = ("on the CPU" if obs.on_gpu == 0 else "on the GPU" if obs.on_gpu >= 1
              else "split between CPU and GPU")
+    if checked == "yes" and not runners and obs.on_gpu > 0:
+        where = "on the CPU, though /api/ps claims VRAM"  # the GPU's own list outweighs it
     rate = f", {obs.tokens_per_s} tokens/s" if obs.tokens_per_s else ""
     line = (f"{how}: {obs.model} ran {where} ({obs.processor}: size_vram {obs.size_vram} of"
             f" {obs.size} bytes){rate}")
-    runners = [p for p in obs.gpu_processes or [] if p.runner]
     if checked == "yes" and runners:
         p = runners[0]
         line += (f"; the service's runner (pid {p.pid}) holds "
