@@ -223,7 +223,8 @@ def judge(profile: Profile, first: FixRun, second: FixRun) -> Judged:
         ok = result == want and failed is not False and seen
         why = f"result {result}, failed={failed}, reason seen={seen}"
         if not ok and result != want:
-            why += f"; {_last_error(first.stderr, name)}"
+            why += (f"; reason: {str(report.get('reason', ''))[:300]!r}; "
+                    f"{_last_error(first.stderr, name)}")
     elif want == "lost":
         ok = name in first.failed and name in second.failed
         why = f"failed in run 1: {name in first.failed}, unreachable in run 2: {name in second.failed}"
