@@ -62,6 +62,8 @@ class ProbeMeta:
     arch: str | None = None
     rolled_back: list[str] = field(default_factory=list)  # fingerprints of undone fixes
     transaction: str | None = None  # "open": an earlier fix was interrupted (its journal)
+    # who listens on the API's port: "server" (the service or its child), "foreign:PID"
+    api_owner: str | None = None
     raw: list[Line] = field(default_factory=list)
 
 

@@ -45,4 +45,6 @@ def parse(sections: Mapping[str, str]) -> ProbeMeta | None:
             meta.rolled_back.append(value)
         elif key == "txn":
             meta.transaction = value if value in ("open", "none") else None
+        elif key == "api-owner" and (value == "server" or re.fullmatch(r"foreign:\d{1,10}", value)):
+            meta.api_owner = value
     return meta

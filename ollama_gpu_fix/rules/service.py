@@ -52,9 +52,13 @@ def not_installed(ctx: Context) -> Iterator[Finding]:
 
 def not_running(ctx: Context) -> Iterator[Finding]:
     s = ctx.s
-    if s.process and s.process.pid:
+    squatted = [r for r in (s.probe.raw if s.probe else []) if r.text.startswith("api-owner=")
+                and s.probe and (s.probe.api_owner or "").startswith("foreign:")]
+    if s.process and s.process.pid and not squatted:
         return
-    evidence: list[Line] = []
+    # the service's process may be caught alive between its start and its crash (another
+    # process holds its port): what serves the port decides, not that instant's ActiveState
+    evidence: list[Line] = list(squatted)
     unit = s.unit
     crash_looping = bool(unit and unit.active_state == "activating"
                          and unit.sub_state == "auto-restart")

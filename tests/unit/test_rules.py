@@ -525,3 +525,24 @@ def test_wsl2_guest_driver_is_the_cause_not_the_passthrough() -> None:
     assert d.primary == "wsl2-linux-driver-in-guest"
     passthrough = [f for f in d.findings if f.code == "wsl2-passthrough-broken"]
     assert all(f.severity == "warning" for f in passthrough)
+
+
+def test_service_caught_alive_while_another_user_holds_its_port_is_not_running() -> None:
+    """A crash-looping service whose process the probe caught between start and crash:
+    alice's `ollama serve` holds the port, so the service serves nothing (the lab's
+    real-foreign-serve host, where this race made the fix verify instead of refusing)."""
+    files = {
+        "probe-meta.txt": "probe=2\nuid=0\nsystemd=yes\ncontainer=none\n"
+                          "tool.ollama=/usr/local/bin/ollama\nmainpid=1180\nserver=1180\n"
+                          "api=skipped\napi-owner=foreign:4242\n",
+        "ollama-process.txt": "pid=4242\nuser=alice\nparent=bash\ncmdline=ollama serve\n"
+                              "trusted=no\n"
+                              "pid=1180\nuser=ollama\nparent=systemd\n"
+                              "cgroup=0::/system.slice/ollama.service\n"
+                              "cmdline=/usr/local/bin/ollama serve\ntrusted=yes\ntrust=mainpid\n",
+        "systemctl-show.txt": "ActiveState=active\nSubState=running\nMainPID=1180\nNRestarts=4\n",
+    }
+    d = findings(files)
+    assert d.primary == "ollama-not-running"
+    assert any("api-owner=foreign:4242" in ln.text for ln in d.primary_finding.evidence)
+    assert "alice" in d.primary_finding.summary
