@@ -82,17 +82,12 @@ def verify_gpu(
 def _run(settings: dict[str, Any], observed: tuple[str, str] | None = None) -> Verdict:
     if not settings["gpu_expected"]:
         return Verdict(True, "cpu-expected", "no GPU in this machine: CPU is expected")
+    judged = {"min_gpu_percent": settings["min_gpu_percent"],
+              "nvml": nvml_processes() if settings.get("local") else None,
+              "per_process": settings["per_process"], "gpu_expected": settings["gpu_expected"]}
     if observed is not None:
         output, log = observed
-        result = verdict(
-            output,
-            settings.get("model"),
-            min_gpu_percent=settings["min_gpu_percent"],
-            nvml=nvml_processes() if settings.get("local") else None,
-            per_process=settings["per_process"],
-            gpu_expected=settings["gpu_expected"],
-            log=log,
-        )
+        result = verdict(output, settings.get("model"), log=log, **judged)
         result.from_observation = True
         if result.passed:
             result.reason += " (observed before the diagnosis; nothing was changed)"
@@ -106,11 +101,4 @@ def _run(settings: dict[str, Any], observed: tuple[str, str] | None = None) -> V
         baseline=settings["baseline"],
         pull=settings["pull"],
     )
-    return verdict(
-        output,
-        settings.get("model"),
-        min_gpu_percent=settings["min_gpu_percent"],
-        nvml=nvml_processes() if settings.get("local") else None,
-        per_process=settings["per_process"],
-        gpu_expected=settings["gpu_expected"],
-    )
+    return verdict(output, settings.get("model"), **judged)
