@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from ollama_gpu_fix.hostplatform import platform
 from ollama_gpu_fix.knowledge import amd, nvidia
+from ollama_gpu_fix.knowledge import error_families as fam
 from ollama_gpu_fix.knowledge import log_signatures as sig
 from ollama_gpu_fix.knowledge.versions import era_of, parse_version
 from ollama_gpu_fix.parsers.traces import IMAGE_TAG
@@ -204,6 +205,26 @@ class Context:
     def placement(self) -> Placement:
         """Where the model ran, from quantities (placement.py)."""
         return determine(self.s)
+
+    @cached_property
+    def component_errors(self) -> list[tuple[fam.Family, fam.Meaning, str, Line]]:
+        """Every error line of a known component family (knowledge/error_families.py): the
+        log's trusted text, dmesg, nvidia-smi. Scanned once per diagnosis; rules/path.py's
+        rules all read it."""
+        texts: list[tuple[str, Line]] = []
+        if self.s.log:
+            texts += [(text, line) for line, text, _ in self.s.log.records]
+        texts += [(line.text, line) for line in (self.s.dmesg or [])[:5000]]
+        smi = self.s.nvidia_smi
+        if smi and smi.error:
+            texts.append((smi.error.text, smi.error))
+        out = []
+        for text, line in texts:
+            family = fam.match(text)
+            if family:
+                meaning, label = fam.meaning(family, text)
+                out.append((family, meaning, label, line))
+        return out
 
     @cached_property
     def observed_on_gpu(self) -> float | None:

@@ -78,24 +78,6 @@ class LinkState:
                 "evidence": [str(line) for line in self.evidence[:4]]}
 
 
-def component_errors(ctx: Context) -> list[tuple[fam.Family, fam.Meaning, str, Line]]:
-    """Every error line of a known component family: the log's trusted text, dmesg, nvidia-smi."""
-    out = []
-    texts: list[tuple[str, Line]] = []
-    if ctx.s.log:
-        texts += [(text, line) for line, text, _ in ctx.s.log.records]
-    texts += [(line.text, line) for line in (ctx.s.dmesg or [])[:5000]]
-    smi = ctx.s.nvidia_smi
-    if smi and smi.error:
-        texts.append((smi.error.text, smi.error))
-    for text, line in texts:
-        family = fam.match(text)
-        if family:
-            meaning, label = fam.meaning(family, text)
-            out.append((family, meaning, label, line))
-    return out
-
-
 def _on_platform(ctx: Context, link: str, code: str) -> str:
     """The kernel driver (and its libraries) of a container or a WSL2 guest is the host's: the
     same symptom there is the missing GPU hand-over, not a missing driver. On a Jetson, a CUDA
@@ -123,7 +105,7 @@ def family_errors(ctx: Context) -> Iterator[Finding]:
     if ctx.placement.where == "gpu" and ctx.placement.rank == OBSERVED:
         return  # the model ran on the GPU: an error printed on the way did not stop it
     by_code: dict[str, list[tuple[str, str, Line]]] = {}
-    for family, meaning, label, line in component_errors(ctx):
+    for family, meaning, label, line in ctx.component_errors:
         if ctx.gpu_in_use and not _FATAL.search(line.text):
             continue  # the GPU was found and nothing shows the model off it: a passing error
         if family.vendor == "amd" and ctx.has_nvidia and not ctx.has_amd:
@@ -153,7 +135,7 @@ def backend_without_gpu(ctx: Context) -> Iterator[Finding]:
                   and s.source in ("backends", "runner")]
     if not cpu_runner:
         return
-    if any(f.id == "load-backend" for f, *_ in component_errors(ctx)):
+    if any(f.id == "load-backend" for f, *_ in ctx.component_errors):
         return
     if any(s.where == "cpu" and s.rank in (PLANNED, 1) for s in p.sightings):
         return  # the plan or discovery had already chosen the CPU: the runner followed it
