@@ -54,7 +54,11 @@ class Context:
         ) or self._image_version()
 
     def _image_version(self) -> Version | None:
-        """The version an `ollama/ollama:X.Y.Z` image tag names (a container paste)."""
+        """The version an `ollama/ollama:X.Y.Z` image tag names (a container paste). Never on
+        a live host: there the tag could come from a prompt in the log, text an HTTP client
+        writes, and the probe reads the version from the binary itself."""
+        if self.s.probe:
+            return None
         line = dict(self.s.traces or []).get("image")
         found = IMAGE_TAG.search(line.text) if line else None
         return parse_version(found.group(1)) if found else None

@@ -50,3 +50,13 @@ def test_os_facts_outrank_traces() -> None:
     files = {"proc-version.txt": "Linux version 6.8.0-45-generic (buildd@lcy02) #45-Ubuntu SMP\n",
              "notes.txt": "$ docker logs ollama\n"}
     assert Context(build_snapshot(files)).platform == "native"
+
+
+def test_an_image_tag_in_a_live_hosts_log_never_names_the_version() -> None:
+    """On a live host a prompt logged at DEBUG is an HTTP client's text."""
+    log = ('time=2025-01-01T00:00:00Z level=DEBUG source=routes.go:1 msg="chat request"'
+           ' prompt="docker run ollama/ollama:0.1.0"\n')
+    files = {"probe-meta.txt": "probe=2\nuid=0\nsystemd=yes\ncontainer=none\n",
+             "ollama-serve.log": log}
+    assert Context(build_snapshot(files)).version is None
+    assert Context(build_snapshot({"ollama-serve.log": log})).version is not None
