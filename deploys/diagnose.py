@@ -4,8 +4,6 @@ Runs ONE remote command per host (the probe fact) and no operation, so it change
 any host. Prints a text report per host and writes `<report_dir>/<host>.json` on the controller.
 """
 
-from pyinfra import host
-
 from ollama_gpu_fix.deploy.diagnose import diagnose_host
 
-diagnose_host(host)
+diagnose_host()

@@ -6,8 +6,6 @@ restart Ollama only if something changed, verify that the model runs on the GPU,
 `<report_dir>/<host>.json`. The code is ollama_gpu_fix.deploy.fix (installed with the package).
 """
 
-from pyinfra import host
-
 from ollama_gpu_fix.deploy.fix import fix_host
 
-fix_host(host)
+fix_host()

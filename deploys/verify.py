@@ -5,8 +5,6 @@ process list, and fails a host whose model is not on the GPU; changes nothing (a
 is Ollama's own state). The code is ollama_gpu_fix.deploy.fix.verify_host.
 """
 
-from pyinfra import host
-
 from ollama_gpu_fix.deploy.fix import verify_host
 
-verify_host(host)
+verify_host()

@@ -188,6 +188,10 @@ def report_dir_problem(path: Path) -> str | None:
 def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) -> Policy:
     """Every knob checked; PolicyError (naming the key) on the first bad one."""
     known = {f.name for f in fields(Policy)} - {"extra"}
+    for key in data:
+        near = _misspelled(key, known)
+        if near:
+            raise PolicyError(key, f"is not a knob; did you mean {near}?")
     values: dict[str, Any] = {}
     get = data.get
     raw = get("report_dir")
@@ -222,6 +226,20 @@ def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) 
             values[key] = _int(key, get(key), low, high)
     extra = {k: v for k, v in data.items() if k not in known}
     return Policy(**values, extra=extra)
+
+
+def _misspelled(key: Any, known: set[str]) -> str | None:  # noqa: ANN401 - any host data key
+    """The knob KEY was probably meant to be (`allow_reboots` -> `allow_reboot`), or None.
+
+    Host data also carries pyinfra's own keys (ssh_user, _sudo) and a user's own: only a key
+    this close to one of ours is refused, never one merely unknown."""
+    if not isinstance(key, str) or key in known or key.startswith("_"):
+        return None
+    import difflib  # only on a key that is not a knob
+
+    near = difflib.get_close_matches(key.lower().replace("-", "_"), sorted(known), n=1,
+                                     cutoff=0.85)
+    return near[0] if near else None
 
 
 def knobs() -> dict[str, Any]:

@@ -9,6 +9,7 @@ line saying so. Installed once, when a deploy of this package starts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import wraps
 
 from pyinfra import logger
@@ -16,6 +17,12 @@ from pyinfra.connectors.ssh import SSHConnector
 from pyinfra.connectors.util import CommandOutput
 
 LOST = "the SSH connection to this host was lost; nothing more was done on it"
+_ON_LOST: dict[str, Callable[[str], None]] = {}
+
+
+def on_lost(host, listener: Callable[[str], None]) -> None:  # noqa: ANN001 - pyinfra's Host
+    """LISTENER(reason) is called when HOST's connection dies mid-run (its report: interrupted)."""
+    _ON_LOST[host.name] = listener
 
 
 def tolerate_lost_connections() -> None:
@@ -32,6 +39,9 @@ def tolerate_lost_connections() -> None:
                 except EOFError:
                     self.host.log_styled(LOST, fg="red", log_func=logger.error)
                     self.host.connected = False
+                    listener = _ON_LOST.get(self.host.name)
+                    if listener is not None:
+                        listener(LOST)
                     if name == "run_shell_command":
                         return False, CommandOutput([])
                     return False

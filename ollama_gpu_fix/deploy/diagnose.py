@@ -14,21 +14,20 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import sys
-import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pyinfra import logger
+from pyinfra import context, logger
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.host import Host
 
-from ollama_gpu_fix import report
+from ollama_gpu_fix import report, runs
+from ollama_gpu_fix.deploy import cliguard
 from ollama_gpu_fix.deploy.connections import absolute_shell
 from ollama_gpu_fix.deploy.facts import OBSERVE_TIMEOUT, OllamaGpuProbe
+from ollama_gpu_fix.deploy.progress import waiting
 from ollama_gpu_fix.findings import Diagnosis
 from ollama_gpu_fix.parsers import build_snapshot
 from ollama_gpu_fix.policy import Policy, PolicyError, policy_from_host_data, report_dir_problem
@@ -85,29 +84,15 @@ def validate_host_data(data: dict[str, Any], cwd: str | os.PathLike[str]) -> Set
                     verify_model=policy.verify_model, verify_tokens=policy.verify_tokens)
 
 
-def safe_file_name(host_name: str) -> str:
-    """A host name as a file name: `@local` -> `local`, `@vagrant/box` -> `vagrant_box`."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", host_name).strip("._")
-    return name or "host"
+def bad_host_data(host: Host, message: str) -> None:
+    """A bad knob: one line. One host: pyinfra's own error line (exit 1). A fleet: this host
+    fails with that line, the others go on (raising would stop them all)."""
+    if len(host.state.inventory) == 1:
+        raise DeployError(message)
+    from ollama_gpu_fix.deploy.operations import refuse
 
-
-def write_json_report(path: Path, data: dict[str, Any]) -> None:
-    """Write atomically (a reader never sees half a report), readable by its owner only: a
-    report describes a host's setup, which is nobody else's business."""
-    if not path.parent.is_dir():
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    problem = report_dir_problem(path.parent)  # again: another user may have raced us to it
-    if problem:
-        raise OSError(f"refusing to write a report there: {problem}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(report.dumps(data))
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    logger.error(f"{host.print_prefix}{message}")
+    refuse(name="Refuse", why=message, quiet=True)
 
 
 def nothing_to_confirm(host: Host) -> None:
@@ -117,28 +102,27 @@ def nothing_to_confirm(host: Host) -> None:
         sys.stdin = io.StringIO("\n")
 
 
-def diagnose_host(host: Host) -> HostDiagnosis | None:
+def diagnose_host(host: Host | None = None) -> HostDiagnosis | None:
     """Probe the current host once, diagnose, print the text report, write the JSON report.
 
-    Changes nothing on the host: the only remote command is the read-only probe fact.
+    Changes nothing on the host: the only remote command is the read-only probe fact. HOST
+    defaults to pyinfra's current host (`pyinfra INVENTORY ollama_gpu_fix.deploy.diagnose.
+    diagnose_host` needs no argument).
     """
+    host = context.host if host is None else host
+    cliguard.install(host.state)
     nothing_to_confirm(host)
     absolute_shell(host)
     try:
         settings = validate_host_data(host.data.dict(), host.state.cwd or os.getcwd())
     except DeployError as exc:
-        if len(host.state.inventory) == 1:
-            raise  # one host: pyinfra's own error line says it
-        # a fleet: this host fails, the others go on (raising would stop them all)
-        from ollama_gpu_fix.deploy.operations import refuse
-
-        logger.error(f"{host.print_prefix}{exc}")
-        refuse(name="Refuse", why=str(exc))
+        bad_host_data(host, str(exc))
         return None
-    sections = host.get_fact(
-        OllamaGpuProbe, observe="generate" if settings.observe_generate else "look",
-        model=settings.verify_model or "", tokens=settings.verify_tokens,
-        timeout=OBSERVE_TIMEOUT) or {}
+    with waiting(host, "the probe"):
+        sections = host.get_fact(
+            OllamaGpuProbe, observe="generate" if settings.observe_generate else "look",
+            model=settings.verify_model or "", tokens=settings.verify_tokens,
+            timeout=OBSERVE_TIMEOUT) or {}
     snapshot = build_snapshot(sections)
     diagnosis = diagnose(snapshot)
     text = report.render_text(snapshot, diagnosis, host=host.name)
@@ -146,22 +130,21 @@ def diagnose_host(host: Host) -> HostDiagnosis | None:
         text += "\n  (the probe returned no evidence: see the errors above)"
     logger.info("\n%s\n", text)
 
-    path = settings.report_dir / f"{safe_file_name(host.name)}.json"
-    data = report.to_json(
-        snapshot,
-        diagnosis,
-        host=host.name,
-        generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        probe_sections=sorted(sections),
-    )
+    run = runs.current("diagnose")
+    path = run.path_for(settings.report_dir, host.name)
+    data = {**runs.envelope(run, host.name), "result": "diagnosed",
+            **report.to_json(snapshot, diagnosis, probe_sections=sorted(sections))}
     try:
-        write_json_report(path, data)
+        runs.write(run, path, data)
     except OSError as exc:
         raise DeployError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
-    logger.info(f"{host.print_prefix}JSON report: {path}")
+    logger.info(f"{host.print_prefix}report: {path}")
     return HostDiagnosis(host.name, sections, snapshot, diagnosis, path)
 
 
 def load_json_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
+
+
+safe_file_name = runs.safe_file_name  # where it was (tests, earlier callers)

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import sys
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyinfra
-from pyinfra import logger
+from pyinfra import context, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.host import Host
@@ -28,13 +27,15 @@ from pyinfra.connectors.local import LocalConnector
 
 from ollama_gpu_fix import actions as act
 from ollama_gpu_fix import preflight as pf
-from ollama_gpu_fix import report
-from ollama_gpu_fix.deploy.connections import absolute_shell, tolerate_lost_connections
-from ollama_gpu_fix.deploy.diagnose import safe_file_name, write_json_report
+from ollama_gpu_fix import report, runs
+from ollama_gpu_fix.deploy import cliguard
+from ollama_gpu_fix.deploy.connections import absolute_shell, on_lost, tolerate_lost_connections
+from ollama_gpu_fix.deploy.diagnose import bad_host_data, nothing_to_confirm
 from ollama_gpu_fix.deploy.facts import OBSERVE_TIMEOUT, OllamaGpuProbe
 from ollama_gpu_fix.deploy.guard import on_failure
 from ollama_gpu_fix.deploy.operations import reboot, refuse, transaction
 from ollama_gpu_fix.deploy.preflight import Preflight
+from ollama_gpu_fix.deploy.progress import waiting
 from ollama_gpu_fix.deploy.remedies import Applied, registry
 from ollama_gpu_fix.deploy.service import intended_environment, restart_ollama
 from ollama_gpu_fix.deploy.verify import verify_gpu
@@ -54,13 +55,12 @@ _RESTARTING = {act.SERVICE_ENV, act.GPU_GROUPS, act.START_SERVICE, act.CUDA_TOOL
 
 
 def _policy(host: Host) -> Policy | None:
-    """The host's policy; None (and this host fails at execution, the others go on) when a
-    knob is bad: raising here would stop pyinfra for every host of the inventory."""
+    """The host's policy; None when a knob is bad: one line (ollama_gpu_fix.deploy.diagnose.
+    bad_host_data), and in a fleet this host fails, the others go on."""
     try:
         return policy_from_host_data(host.data.dict(), host.state.cwd or ".")
     except PolicyError as exc:
-        logger.error(f"{host.print_prefix}{exc}; nothing will be changed on this host")
-        refuse(name="Refuse", why=f"{exc}; nothing was changed")
+        bad_host_data(host, f"{exc}; nothing was changed")
         return None
 
 
@@ -97,22 +97,48 @@ def render_plan(the_plan: Plan, host_name: str) -> str:
     return "\n".join(report.printable(line) for line in lines)
 
 
-class FixReport:
-    """The host's JSON report: the diagnosis before, the plan, the preflight, the steps
-    applied, the verification, the diagnosis after, the result and the state the host was
-    left in (written at prepare, completed at execution)."""
+def dry_run() -> bool:
+    """`pyinfra --dry`: pyinfra 3.10 keeps the flag to its CLI's main, so read the argv."""
+    return bool(pyinfra.is_cli and "--dry" in sys.argv)
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
-        self.path, self.data = path, data
+
+class FixReport:
+    """The host's report of this run (ollama_gpu_fix.runs, docs/report-schema.md): the
+    diagnosis before, the plan, the preflight, the steps applied, the verification, the
+    diagnosis after, the result and the state the host was left in (written at prepare,
+    completed at execution; a run that ends first leaves it `interrupted`)."""
+
+    def __init__(self, host: Host, report_dir: Path, mode: str, data: dict[str, Any]) -> None:
+        self.run = runs.current(mode)
+        self.path = self.run.path_for(report_dir, host.name)
+        self.data = {**runs.envelope(self.run, host.name), **data}
         self.applied = Applied()
+        self.run.on_interrupt[self.path] = self._interrupted
+        on_lost(host, self.lost)
         self.write()
+        logger.info(f"{host.print_prefix}report: {self.path}")
 
     def write(self) -> None:
         try:
-            write_json_report(self.path, self.data)
+            runs.write(self.run, self.path, self.data)
         except OSError as exc:
             raise DeployError(f"cannot write the report {self.path}: {exc.strerror or exc}") \
                 from exc
+
+    def _interrupted(self, data: dict[str, Any]) -> None:
+        """At exit, a run cut short: what had been applied so far."""
+        changed = self._changed()
+        data["steps_applied"] = self._steps()
+        data["state"] = ("as found" if not changed else
+                         f"needs a person: interrupted after {', '.join(changed)}"
+                         " (the next run resumes the journal)")
+
+    def lost(self, reason: str) -> None:
+        """The connection died: the host is not failed by what it did, it was cut off."""
+        if runs.is_final(self.data):
+            return
+        self.data["interrupted_by"] = reason
+        self.data["reason"] = reason
 
     def refused(self, reason: str, more: list[str] | None = None) -> None:
         """Stopped before the first change."""
@@ -122,8 +148,7 @@ class FixReport:
 
     def failed(self, reason: str) -> None:
         """An operation failed this host at execution (guard.on_failure)."""
-        if self.data.get("result") in ("verified", "rolled back", "failed", "refused",
-                                       "reboot required"):
+        if runs.is_final(self.data) or self.data.get("interrupted_by"):
             return  # the outcome was already written; this is its own failing line
         changed = self._changed()
         self.data["steps_applied"] = self._steps()
@@ -218,8 +243,11 @@ def _verify_settings(snapshot: Snapshot, diagnosis: Diagnosis, policy: Policy,
 
 
 @deploy("Fix Ollama's GPU")
-def fix_host(host: Host) -> Plan:
-    """The whole fix for one host (see the module docstring)."""
+def fix_host(host: Host | None = None) -> Plan:
+    """The whole fix for one host (see the module docstring); HOST defaults to pyinfra's
+    current host (`pyinfra INVENTORY ollama_gpu_fix.deploy.fix.fix_host` needs no argument)."""
+    host = context.host if host is None else host
+    cliguard.install(host.state)
     tolerate_lost_connections()
     absolute_shell(host)
     _confirmable(host)
@@ -239,8 +267,10 @@ def observe_and_probe(host: Host, policy: Policy, local: bool) -> tuple[dict[str
     verify_tokens tokens with verify_model (or the smallest local model), then /api/ps and the
     GPU's process list, read as the verification reads them. On @local, NVML's own process
     list completes a host where nvidia-smi lists none."""
-    sections = host.get_fact(OllamaGpuProbe, observe="generate", model=policy.verify_model or "",
-                             tokens=policy.verify_tokens, timeout=OBSERVE_TIMEOUT) or {}
+    with waiting(host, "the probe (a bounded generation, /api/ps, the GPU's processes)"):
+        sections = host.get_fact(OllamaGpuProbe, observe="generate",
+                                 model=policy.verify_model or "", tokens=policy.verify_tokens,
+                                 timeout=OBSERVE_TIMEOUT) or {}
     snapshot = build_snapshot(sections)
     if local and snapshot.observation is not None and OBSERVATION in sections:
         nvml = nvml_processes()
@@ -274,10 +304,8 @@ def _fix(host: Host) -> Plan:
     diagnosis = diagnose(snapshot)
     the_plan = plan(diagnosis, snapshot, policy, local=local)
     fix_report = FixReport(
-        policy.report_dir / f"{safe_file_name(host.name)}.json",
+        host, policy.report_dir, "dry" if dry_run() else "fix",
         {
-            "host": host.name,
-            "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "policy": {k: _plain_value(getattr(policy, k)) for k in knobs()},
             "diagnosis_before": _diagnosis_json(snapshot, diagnosis),
             "plan": the_plan.to_json(),
@@ -286,7 +314,6 @@ def _fix(host: Host) -> Plan:
             "snapshot": report._plain(snapshot),
         },
     )
-    logger.info(f"{host.print_prefix}JSON report: {fix_report.path}")
     interrupted = bool(snapshot.probe and snapshot.probe.transaction == "open")
     if the_plan.blocked or not sections:
         reason = the_plan.blocked or "the probe returned no evidence"
@@ -350,10 +377,17 @@ def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosi
         reboot(name="Reboot (new kernel module)")
     elif the_plan.reboot_required:
         refused = next(s.refused for s in the_plan.steps if s.action == act.REBOOT_HOST)
-        fix_report.data.update(result="reboot required", reason=refused,
-                               state="needs a person: reboot")
-        fix_report.write()
-        refuse(name="Refuse", why=f"not verified: {refused}")
+
+        def needs_reboot(why: str) -> None:
+            """At execution (a run cut before this point was interrupted, not this): the
+            changes are in, the proof waits for a reboot."""
+            fix_report.data["steps_applied"] = fix_report._steps()
+            fix_report.data.update(
+                result="applied" if fix_report._changed() else "reboot required",
+                reason=refused, state="needs a person: reboot", needs="reboot")
+            fix_report.write()
+
+        refuse(name="Refuse", why=f"not verified: {refused}", on_fail=needs_reboot)
         return the_plan
     settings = _verify_settings(snapshot, diagnosis, policy, local)
     settings["fingerprints"] = [s.fingerprint for s in steps if s.changes == act.SERVICE]
@@ -377,8 +411,11 @@ def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosi
 
 
 @deploy("Verify Ollama's GPU")
-def verify_host(host: Host) -> None:
+def verify_host(host: Host | None = None) -> None:
     """Read-only: probe, then the verification fix_host ends with; the report says so."""
+    host = context.host if host is None else host
+    cliguard.install(host.state)
+    nothing_to_confirm(host)
     tolerate_lost_connections()
     absolute_shell(host)
     policy = _policy(host)
@@ -389,10 +426,8 @@ def verify_host(host: Host) -> None:
     diagnosis = diagnose(snapshot)
     logger.info("\n%s\n", report.render_text(snapshot, diagnosis, host=host.name))
     fix_report = FixReport(
-        policy.report_dir / f"{safe_file_name(host.name)}.json",
-        {"host": host.name, "mode": "verify",
-         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-         "diagnosis_before": _diagnosis_json(snapshot, diagnosis), "result": "planned",
+        host, policy.report_dir, "verify",
+        {"diagnosis_before": _diagnosis_json(snapshot, diagnosis), "result": "planned",
          "primary": diagnosis.primary},
     )
     settings = _verify_settings(snapshot, diagnosis, policy, _is_local(host))

@@ -26,10 +26,12 @@ def on_failure(host: Host, listener: Callable[[str], None]) -> None:
     _LISTENERS[host.name] = listener
 
 
-def fail(state, host, reason: str) -> bool:  # noqa: ANN001 - pyinfra's callback signature
-    """A FunctionCommand target: fail this host with one line (other hosts go on)."""
+def fail(state, host, reason: str, quiet: bool = False) -> bool:  # noqa: ANN001 - pyinfra's
+    """A FunctionCommand target: fail this host with one line (other hosts go on); QUIET: the
+    line was printed already."""
     line = printable(reason)
-    host.log_styled(line, fg="red", log_func=logger.error)
+    if not quiet:
+        host.log_styled(line, fg="red", log_func=logger.error)
     listener = _LISTENERS.get(host.name)
     if listener is not None:
         listener(line)

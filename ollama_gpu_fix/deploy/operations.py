@@ -33,17 +33,18 @@ CACHE_DIR = "/var/cache/ollama-gpu-fix"
 
 
 @host_operation()
-def refuse(why: str, on_fail: Callable[[str], None] | None = None):
+def refuse(why: str, on_fail: Callable[[str], None] | None = None, quiet: bool = False):
     """Fail this host with WHY (one line): a step the policy or the platform forbids, a
     preflight check that failed, or a cause only a person can fix. Nothing else runs on it.
 
     + why: the reason, naming the knob or the manual step
     + on_fail: called with the reason before the host fails
+    + quiet: the line was already printed (a bad knob, at prepare): fail without repeating it
     """
     if state.is_executing:
         if on_fail is not None:
             on_fail(why)
-        yield FunctionCommand(fail, (why,), {})
+        yield FunctionCommand(fail, (why,), {"quiet": quiet})
 
 
 @host_operation()

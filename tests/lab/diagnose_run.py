@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ollama_gpu_fix import runs
 from tests.lab import config
 
 
@@ -51,13 +51,7 @@ def run(report_dir: Path, limit: list[str] | None = None, extra: list[str] | Non
     seconds = time.monotonic() - t0
     if config.RUN_DIR.is_dir():  # kept in .cache/last-run-logs at teardown
         (config.RUN_DIR / "pyinfra-diagnose.log").write_text(proc.stdout + proc.stderr)
-    primaries: dict[str, str | None] = {}
-    reports: dict[str, dict] = {}
-    for path in sorted(report_dir.glob("*.json")):
-        try:
-            reports[path.stem] = json.loads(path.read_text())
-            primaries[path.stem] = reports[path.stem].get("primary")
-        except ValueError:
-            primaries[path.stem] = None
+    reports = runs.run_reports(report_dir, mode="diagnose")
+    primaries: dict[str, str | None] = {h: r.get("primary") for h, r in reports.items()}
     return DiagnoseResult(proc.returncode, proc.stdout + proc.stderr, primaries, seconds,
                           reports)

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ollama_gpu_fix import runs
 from tests.lab import config, noworse
 from tests.lab.diagnose_run import pyinfra_exe
 from tests.lab.profiles import Profile
@@ -64,8 +65,6 @@ def run(report_dir: Path, extra: list[str] | None = None, timeout: float = 900,
     operation; one host stuck in a command stops the whole run at that operation). Past
     either bound the run's process group is killed and the note says so."""
     report_dir.mkdir(parents=True, exist_ok=True)
-    for old in report_dir.glob("*.json"):
-        old.unlink()
     cmd = [pyinfra_exe(), "-y", "--json", str(config.INVENTORY_PATH.relative_to(config.REPO_ROOT)),
            "deploys/fix_gpu.py", "--data", f"report_dir={report_dir}", *(extra or [])]
     t0 = time.monotonic()
@@ -132,13 +131,8 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 
 def read_reports(report_dir: Path) -> dict[str, dict]:
-    reports = {}
-    for path in report_dir.glob("*.json"):
-        try:
-            reports[path.stem] = json.loads(path.read_text())
-        except ValueError:
-            continue
-    return reports
+    """host -> its report of the latest run written to REPORT_DIR (through its index)."""
+    return runs.run_reports(report_dir)
 
 
 @dataclass
@@ -216,7 +210,7 @@ def judge(profile: Profile, first: FixRun, second: FixRun) -> Judged:
     if want == "verified":
         ok = result == "verified" and failed is not True
         why = f"result {result}" + ("" if ok else f"; {_last_error(first.stderr, name)}")
-    elif want in ("refused", "reboot required", "rolled back", "failed"):
+    elif want in ("refused", "reboot required", "applied", "rolled back", "failed"):
         text = " ".join([lines, str(report.get("reason", "")),
                          json.dumps(report.get("plan", {})), json.dumps(report.get("verification", {}))])
         seen = not reason or reason in text

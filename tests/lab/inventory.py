@@ -35,7 +35,6 @@ def host_data(host: Host, ssh: SSH, urls: dict[str, str]) -> dict:
         "nvidia_repo_url": aptrepo.host_urls(host.profile.os, urls)["nvidia"],
         "nvidia_container_repo_url": urls["nvidia-container"],
         "nvidia_container_repo_key_url": config.repo_url("libnvidia-container/gpgkey"),
-        "rocm_repo_url": urls["rocm"],
         "amdgpu_repo_url": urls["amdgpu"],
         "rocm_repo_key_url": config.repo_url("rocm/rocm.gpg.key"),
         **LAB_DATA,

@@ -16,7 +16,7 @@ from tests.lab.gpus import CHIPSET, GPUS
 OSES = ("debian12", "ubuntu2404")
 INITS = ("systemd", "wsl")
 FAULTS = ("apt-lock", "ssh-stop", "interrupt-after-write")
-EXPECTED_FIX = ("verified", "refused", "reboot required", "rolled back", "failed", "lost",
+EXPECTED_FIX = ("verified", "refused", "reboot required", "applied", "rolled back", "failed", "lost",
                 "bad host data")
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from ollama_gpu_fix import runs
+
 ROOT = Path(__file__).resolve().parents[2]
 WATCHED = ("/etc", "/usr/local", "/var/lib/dpkg")
 
@@ -174,11 +176,17 @@ def test_diagnose_changes_nothing_on_the_host(tmp_path: Path) -> None:
     # the text report is in pyinfra's output, the JSON report on the controller
     assert "== @local ==" in proc.stderr
     assert "Primary:" in proc.stderr
-    report = json.loads((tmp_path / "local.json").read_text())
-    assert {"findings", "primary", "summary", "snapshot", "host", "generated_at"} <= set(report)
-    assert report["host"] == "@local"
+    written = sorted((tmp_path / "local").glob("*-diagnose.json"))
+    assert len(written) == 1 and f"report: {written[0]}" in proc.stderr  # it says where
+    report = json.loads(written[0].read_text())
+    assert {"findings", "primary", "summary", "snapshot", "host", "started_at", "ended_at",
+            "run_id", "schema_version"} <= set(report)
+    assert report["host"] == "@local" and report["mode"] == "diagnose"
+    assert report["result"] == "diagnosed"
     assert "probe-meta.txt" in report["probe_sections"]
-    assert oct((tmp_path / "local.json").stat().st_mode & 0o777) == "0o600"  # owner only
+    assert oct(written[0].stat().st_mode & 0o777) == "0o600"  # owner only
+    index = json.loads((tmp_path / "index.json").read_text())
+    assert index["runs"][-1]["hosts"]["@local"]["file"] == f"local/{written[0].name}"
 
 
 def _gpu_evidence(bundle: Path) -> list[str]:
@@ -274,7 +282,8 @@ def test_fix_gpu_on_a_machine_without_gpu_changes_nothing(tmp_path: Path) -> Non
     assert "== @local ==" in proc.stderr
     assert "Plan for @local:\n  nothing to change" in proc.stderr
     assert "verified: no GPU in this machine: CPU is expected" in proc.stderr
-    report = json.loads((tmp_path / "local.json").read_text())
+    report = runs.run_reports(tmp_path)["@local"]
+    assert report["mode"] == "fix"
     assert report["result"] == "verified" and report["plan"]["steps"] == []
     assert report["verification"]["kind"] == "cpu-expected"
 
@@ -350,7 +359,8 @@ def test_fix_dry_prints_the_plan_writes_the_report_and_changes_nothing(tmp_path:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Plan for @local:" in proc.stderr + proc.stdout
-    report = json.loads((tmp_path / "local.json").read_text())
+    report = runs.run_reports(tmp_path)["@local"]
+    assert report["mode"] == "dry"
     assert report["result"] in ("planned", "refused") and "diagnosis_before" in report
     assert len([c for c in calls if c["layer"] == "host"]) == 1, calls  # the probe, nothing else
     after = _tree_state(WATCHED)

@@ -8,13 +8,14 @@ with `pyinfra -y @local`.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 import venv
 from pathlib import Path
+
+from ollama_gpu_fix import runs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,14 +27,6 @@ from ollama_gpu_fix.deploy.facts import OllamaGpuProbe
 
 assert OllamaGpuProbe.__module__ == "ollama_gpu_fix.deploy.facts"
 diagnose_host(host)
-'''
-
-FIX_DEPLOY = '''
-from pyinfra import host
-
-from ollama_gpu_fix.deploy.fix import fix_host
-
-fix_host(host)
 '''
 
 # What the fix needs at run time beyond code: the remedies registry, the drop-in template and
@@ -82,16 +75,17 @@ def test_wheel_installs_and_a_foreign_deploy_uses_it(tmp_path: Path) -> None:
     run = _run([str(env_dir / "bin" / "pyinfra"), "-y", "@local", "deploy.py",
                 "--data", f"report_dir={reports}"], work)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
-    report = json.loads((reports / "local.json").read_text())
+    report = runs.run_reports(reports)["@local"]
     assert report["primary"] and "probe-meta.txt" in report["probe_sections"]
     shipped = _run([str(python), "-c", SHIPPED], work)
     assert shipped.stdout.strip() == "shipped", shipped.stderr[-2000:]
-    (work / "fix.py").write_text(FIX_DEPLOY)
+    # no deploy file at all: the deploy function named on pyinfra's command line (a wheel user)
     fix_reports = work / "fix-reports"
-    dry = _run([str(env_dir / "bin" / "pyinfra"), "-y", "@local", "fix.py", "--dry",
+    dry = _run([str(env_dir / "bin" / "pyinfra"), "-y", "@local",
+                "ollama_gpu_fix.deploy.fix.fix_host", "--dry",
                 "--data", f"report_dir={fix_reports}"], work)
     assert dry.returncode == 0, dry.stdout[-2000:] + dry.stderr[-3000:]
-    fixed = json.loads((fix_reports / "local.json").read_text())
+    fixed = runs.run_reports(fix_reports)["@local"]
     assert fixed["result"] in ("planned", "refused") and "plan" in fixed, fixed
     cli = _run([str(env_dir / "bin" / "ollama-gpu-fix"), "--version"], work)
     assert cli.returncode == 0 and cli.stdout.startswith("ollama-gpu-fix 0."), cli.stdout

@@ -59,7 +59,9 @@ def machine(tmp_path_factory):
 
 
 def _report(runs, name: str) -> dict:
-    return json.loads((runs["reports"] / name / "vagrant_default.json").read_text())
+    from ollama_gpu_fix import runs as report_runs
+
+    return report_runs.run_reports(runs["reports"] / name)["@vagrant/default"]
 
 
 def test_diagnose_in_the_vm_names_the_hidden_gpu(machine) -> None:

@@ -1,0 +1,142 @@
+"""Reports of a run (or a rollout) -> one row per host, and the text table across hosts.
+
+Pure: reads report dicts (docs/report-schema.md), never a host. The fleet page
+(ollama_gpu_fix.fleetpage) and the end-of-run table both read these rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ollama_gpu_fix.report import printable
+
+# the order a table lists outcomes in: what needs a person first
+OUTCOME_ORDER = ("failed", "rolled back", "interrupted", "refused", "applied",
+                 "reboot required", "planned", "diagnosed", "verified", "not run")
+
+
+def _get(data: Any, *path: str) -> Any:  # noqa: ANN401 - JSON
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _gpu(report: dict[str, Any]) -> str:
+    summary = _get(report, "diagnosis_before", "summary") or report.get("summary") or {}
+    named = [g.get("name") for g in summary.get("nvidia_gpus") or [] if isinstance(g, dict)]
+    named += [" ".join(filter(None, [g.get("vendor"), g.get("name") or g.get("device_id")]))
+              for g in summary.get("gpus") or [] if isinstance(g, dict)]
+    named = [n for n in named if n]
+    if not named:
+        return "none found"
+    return named[0] + (f" (+{len(named) - 1})" if len(named) > 1 else "")
+
+
+def _seconds(report: dict[str, Any]) -> float | None:
+    try:
+        start = datetime.fromisoformat(str(report["started_at"]))
+        end = datetime.fromisoformat(str(report["ended_at"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0.0, (end - start).total_seconds())
+
+
+def _number(value: Any) -> float | None:  # noqa: ANN401 - JSON
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
+
+
+def _steps(report: dict[str, Any]) -> list[str]:
+    changed = [s.get("operation", "?") for s in report.get("steps_applied") or []
+               if isinstance(s, dict) and s.get("changed")]
+    if changed:
+        return changed
+    planned = [f"{s.get('action')}" + (" (refused)" if s.get("refused") else "")
+               for s in _get(report, "plan", "steps") or [] if isinstance(s, dict)]
+    return planned
+
+
+def _evidence(report: dict[str, Any]) -> list[str]:
+    findings = _get(report, "diagnosis_before", "findings") or report.get("findings") or []
+    primary = report.get("primary")
+    out = []
+    for finding in findings:
+        if isinstance(finding, dict) and finding.get("code") == primary:
+            out.append(f"{finding.get('code')}: {finding.get('summary')}")
+            out += [f"  | {line}" for line in (finding.get("evidence") or [])[:6]]
+    return [printable(str(line))[:300] for line in out]
+
+
+def row(host: str, report: dict[str, Any] | None) -> dict[str, Any]:
+    """One host's line: what it has, what was wrong, what was done, whether it was proven."""
+    if report is None:
+        return {"host": host, "gpu": "", "cause": "", "steps": [], "result": "not run",
+                "state": "untouched", "verification": "", "tokens_before": None,
+                "tokens_after": None, "seconds": None, "mode": "", "wave": None,
+                "reason": "", "evidence": [], "plan": [], "file": None}
+    verification = report.get("verification") or {}
+    before = _get(report, "snapshot", "observation", "tokens_per_s")
+    plan = []
+    for step in _get(report, "plan", "steps") or []:
+        if isinstance(step, dict):
+            plan.append(f"{step.get('action')}: {step.get('summary')}"
+                        + (f" (refused: {step['refused']})" if step.get("refused") else ""))
+    plan += [f"advice: {a}" for a in _get(report, "plan", "advice") or []]
+    return {
+        "host": host,
+        "gpu": _gpu(report),
+        "cause": report.get("primary") or "",
+        "steps": _steps(report),
+        "result": report.get("result") or "not run",
+        "state": report.get("state") or "",
+        "verification": verification.get("reason") or "",
+        "tokens_before": _number(before),
+        "tokens_after": _number(verification.get("tokens_per_s")),
+        "seconds": _seconds(report),
+        "mode": report.get("mode") or "",
+        "wave": _get(report, "rollout", "wave"),
+        "reason": printable(str(report.get("reason") or ""))[:300],
+        "evidence": _evidence(report),
+        "plan": [printable(p)[:300] for p in plan],
+        "file": report.get("_file"),
+    }
+
+
+def rows(reports: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """Rows sorted as a reader triages: outcomes needing a person first, then by host."""
+    out = [row(host, report) for host, report in reports.items()]
+    rank = {name: i for i, name in enumerate(OUTCOME_ORDER)}
+    return sorted(out, key=lambda r: (rank.get(r["result"], 0), r["host"]))
+
+
+def counts(table: list[dict[str, Any]], key: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in table:
+        out[r[key] or "-"] = out.get(r[key] or "-", 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def text_table(table: list[dict[str, Any]]) -> str:
+    """The table printed after a multi-host run: one line per host, then counts."""
+    head = ("host", "GPU", "cause", "step taken", "result", "tok/s before", "after", "time")
+    lines = [head]
+    for r in table:
+        lines.append((r["host"], r["gpu"], r["cause"] or "-",
+                      ", ".join(r["steps"]) or "-", r["result"], _rate(r["tokens_before"]),
+                      _rate(r["tokens_after"]),
+                      "-" if r["seconds"] is None else f"{r['seconds']:.0f} s"))
+    cells = [[printable(str(c))[:48] for c in line] for line in lines]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(head))]
+    out = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+           for line in cells]
+    out.insert(1, "  ".join("-" * w for w in widths))
+    outcome = ", ".join(f"{n} {k}" for k, n in counts(table, "result").items())
+    out.append(f"{len(table)} hosts: {outcome}")
+    return "\n".join(out)

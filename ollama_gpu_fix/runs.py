@@ -1,0 +1,257 @@
+"""One report schema for every deploy: a file per host per run, never overwritten, and an index.
+
+`<report_dir>/<host>/<time>-<mode>.json` (time: the run's start, UTC) holds one host's record of
+one run; `<report_dir>/index.json` lists the runs and, per run, each host's file and result.
+A run is one pyinfra invocation (or one wave of a rollout, which shares the rollout's id):
+its id comes from OGF_RUN_ID when a rollout set it, else it is made here. Results that are
+not final when the process ends (a run cut by Ctrl-C, a host whose connection died) are
+rewritten as `interrupted` at exit, so a report never claims `planned` for a run that was
+meant to change something. docs/report-schema.md documents every field.
+
+Controller-side only (the reports live on the machine running pyinfra); no pyinfra import.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import json
+import os
+import re
+import secrets
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "ollama-gpu-fix/report"
+SCHEMA_VERSION = 2
+INDEX = "index.json"
+INDEX_SCHEMA = "ollama-gpu-fix/index"
+INDEX_MAX_RUNS = 500  # the index stays small; the per-host files stay as they are
+MODES = ("diagnose", "dry", "fix", "verify", "rollout")
+# results a run ends with; "planned" is final only for a dry run and "diagnosed" only for a
+# diagnosis, "applying" never is (rewritten as interrupted at exit)
+RESULTS = ("diagnosed", "planned", "applying", "applied", "verified", "refused", "failed",
+           "rolled back", "reboot required", "interrupted")
+_RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
+_INTERRUPT = {"reason": None}
+
+
+def safe_file_name(host_name: str) -> str:
+    """A host name as a file name: `@local` -> `local`, `@vagrant/box` -> `vagrant_box`."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", host_name).strip("._")
+    return "host" if not name else f"{name}_" if name == INDEX else name
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def valid_run_id(value: str) -> bool:
+    return bool(_RUN_ID.fullmatch(value))
+
+
+@dataclass
+class Run:
+    """This process's run: its id, mode, start, and the report file of each host."""
+
+    run_id: str
+    mode: str
+    started_at: str
+    rollout: dict[str, Any] | None = None
+    files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (dir, host) -> file
+    open: dict[Path, dict[str, Any]] = field(default_factory=dict)  # written, not final
+    # what a report still open at exit says of the host's state (its steps applied so far)
+    on_interrupt: dict[Path, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
+
+    def path_for(self, report_dir: Path, host: str) -> Path:
+        """The host's file for this run: chosen once, never another run's file."""
+        key = (str(report_dir), host)
+        if key not in self.files:
+            stamp = self.run_id.split("-", 1)[0]
+            folder = report_dir / safe_file_name(host)
+            path = folder / f"{stamp}-{self.mode}.json"
+            n = 2
+            while path.exists() or path in self.files.values():
+                path = folder / f"{stamp}-{self.mode}-{n}.json"
+                n += 1
+            self.files[key] = path
+        return self.files[key]
+
+
+_RUNS: dict[str, Run] = {}
+
+
+def current(mode: str) -> Run:
+    """The run of this process for MODE (one per mode: a process runs one deploy)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown report mode {mode!r}")
+    if mode not in _RUNS:
+        given = os.environ.get("OGF_RUN_ID", "")
+        run_id = given if valid_run_id(given) else new_run_id()
+        wave = os.environ.get("OGF_ROLLOUT_WAVE", "")
+        rollout = {"id": run_id, "wave": wave} if wave else None
+        # a fix driven by `ollama-gpu-fix rollout` is the rollout's; its dry run stays "dry"
+        run = Run(run_id, "rollout" if rollout and mode == "fix" else mode, now(), rollout)
+        _RUNS[mode] = run
+        if len(_RUNS) == 1:
+            atexit.register(finish_open_reports)
+    return _RUNS[mode]
+
+
+def envelope(run: Run, host: str) -> dict[str, Any]:
+    """The fields every report starts with."""
+    data: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION,
+                            "mode": run.mode, "run_id": run.run_id, "host": host,
+                            "started_at": run.started_at, "ended_at": None}
+    if run.rollout:
+        data["rollout"] = dict(run.rollout)
+    return data
+
+
+def is_final(data: dict[str, Any]) -> bool:
+    result = data.get("result")
+    if result == "planned":
+        return data.get("mode") == "dry"
+    return result not in (None, "applying")
+
+
+def write(run: Run, path: Path, data: dict[str, Any]) -> None:
+    """Write a host's report atomically (0600, in a directory only its owner may write) and
+    list it in the index; a final result stamps ended_at."""
+    from ollama_gpu_fix.policy import report_dir_problem
+
+    if is_final(data) and not data.get("ended_at"):
+        data["ended_at"] = now()
+    report_dir = path.parent.parent
+    for folder in (report_dir, path.parent):
+        if not folder.is_dir():
+            folder.mkdir(mode=0o700, exist_ok=True)
+        problem = report_dir_problem(folder)  # again: another user may have raced us to it
+        if problem:
+            raise OSError(f"refusing to write a report there: {problem}")
+    _atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    if is_final(data):
+        run.open.pop(path, None)
+    else:
+        run.open[path] = data
+    _index(report_dir, run, data, path)
+
+
+def _atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _index(report_dir: Path, run: Run, data: dict[str, Any], path: Path) -> None:
+    """Add or update this host's line of this run in index.json, under a lock (several
+    processes, a rollout's waves, may write one report_dir)."""
+    lock = os.open(report_dir / ".index.lock", os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        index = read_index(report_dir)
+        runs = index["runs"]
+        entry = next((r for r in runs if r.get("run_id") == run.run_id
+                      and r.get("mode") == run.mode), None)
+        if entry is None:
+            entry = {"run_id": run.run_id, "mode": run.mode, "started_at": run.started_at,
+                     "ended_at": None, "hosts": {}}
+            if run.rollout:
+                entry["rollout"] = dict(run.rollout)
+            runs.append(entry)
+        entry["hosts"][data.get("host", path.parent.name)] = {
+            "file": str(path.relative_to(report_dir)), "result": data.get("result"),
+            "primary": data.get("primary")}
+        ends = [data.get("ended_at")] if data.get("ended_at") else []
+        entry["ended_at"] = max([entry.get("ended_at") or "", *ends]) or None
+        index["runs"] = runs[-INDEX_MAX_RUNS:]
+        _atomic(report_dir / INDEX, json.dumps(index, indent=1) + "\n")
+    finally:
+        os.close(lock)
+
+
+def read_index(report_dir: Path) -> dict[str, Any]:
+    """index.json, or an empty one (missing, unreadable or not ours: rebuilt from here on)."""
+    try:
+        with open(report_dir / INDEX, encoding="utf-8") as fh:
+            index = json.loads(fh.read(8 << 20))
+    except (OSError, ValueError):
+        index = None
+    if not isinstance(index, dict) or not isinstance(index.get("runs"), list):
+        index = {"schema": INDEX_SCHEMA, "schema_version": 1, "runs": []}
+    return index
+
+
+def interrupted(reason: str) -> None:
+    """Record why the process is about to end early (Ctrl-C): reports still open say so."""
+    _INTERRUPT["reason"] = reason
+
+
+def finish_open_reports() -> None:
+    """At exit: every report this process left open was interrupted before its result."""
+    for run in list(_RUNS.values()):
+        for path, data in list(run.open.items()):
+            why = _INTERRUPT["reason"] or "the run ended before this host finished"
+            data.update(result="interrupted", reason=data.get("interrupted_by") or why)
+            hook = run.on_interrupt.get(path)
+            if hook is not None:
+                hook(data)
+            try:
+                write(run, path, data)
+            except OSError as exc:
+                print(f"ollama-gpu-fix: cannot finish the report {path}: {exc}", file=sys.stderr)
+
+
+def load(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.loads(fh.read(64 << 20))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_reports(report_dir: Path, run_id: str | None = None,
+                mode: str | None = None) -> dict[str, dict[str, Any]]:
+    """host -> report of one run (RUN_ID, else the latest run of MODE, else the latest run),
+    read through the index."""
+    runs = read_index(report_dir)["runs"]
+    chosen = [r for r in runs if (run_id is None or r.get("run_id") == run_id)
+              and (mode is None or r.get("mode") == mode)]
+    if run_id is None:
+        chosen = chosen[-1:]
+    out: dict[str, dict[str, Any]] = {}
+    for entry in chosen:
+        for host, line in (entry.get("hosts") or {}).items():
+            data = load(report_dir / str(line.get("file", "")))
+            if data is not None:
+                data["_file"] = str(line.get("file", ""))
+                out[host] = data
+    return out
+
+
+def latest_by_host(report_dir: Path, modes: tuple[str, ...] = MODES) -> dict[str, dict[str, Any]]:
+    """host -> its newest report among MODES."""
+    out: dict[str, dict[str, Any]] = {}
+    for entry in read_index(report_dir)["runs"]:
+        if entry.get("mode") not in modes:
+            continue
+        for host, line in (entry.get("hosts") or {}).items():
+            data = load(report_dir / str(line.get("file", "")))
+            if data is not None:
+                out[host] = data
+    return out
