@@ -1,4 +1,5 @@
-"""`ollama-gpu-fix diagnose-bundle DIR [--json]` and `ollama-gpu-fix collect [DIR]`."""
+"""`ollama-gpu-fix diagnose-bundle DIR [--json]`, `collect [DIR]`, `rollout INVENTORY` and
+`page`."""
 
 from __future__ import annotations
 
@@ -38,6 +39,43 @@ def _collect(args: argparse.Namespace) -> int:
     return collect(args.directory)
 
 
+def _rollout(args: argparse.Namespace) -> int:
+    from ollama_gpu_fix.rollout import RolloutError, run
+
+    try:
+        return run(args.inventory, canary=args.canary, wave_size=args.wave_size,
+                   max_failed=args.max_failed, dry=args.dry, report_dir=args.report_dir,
+                   extra=args.pyinfra_args, log=lambda line: print(line, flush=True))
+    except RolloutError as exc:
+        print(f"ollama-gpu-fix rollout: {exc}", file=sys.stderr)
+        return 2
+
+
+def _page(args: argparse.Namespace) -> int:
+    """The fleet page of a run (default: the latest) from the reports already written."""
+    from pathlib import Path
+
+    from ollama_gpu_fix import fleet, fleetpage, runs
+
+    report_dir = Path(args.report_dir)
+    index = runs.read_index(report_dir)["runs"]
+    entry = next((r for r in reversed(index) if args.run in (None, r.get("run_id"))), None)
+    if entry is None:
+        what = f"run {args.run}" if args.run else "any run"
+        print(f"ollama-gpu-fix page: {report_dir}/index.json lists no {what}", file=sys.stderr)
+        return 2
+    found = runs.run_reports(report_dir, run_id=entry["run_id"], mode=entry.get("mode"))
+    hosts = list(entry.get("hosts") or {})
+    table = fleet.rows({h: found.get(h) for h in hosts})
+    out = Path(args.output) if args.output else \
+        report_dir / "pages" / f"{entry['run_id']}-{entry.get('mode')}.html"
+    runs.write_text(out, fleetpage.render(table, f"{entry.get('mode')} {entry['run_id']}", {
+        "run_id": entry["run_id"], "mode": entry.get("mode"), "time": entry.get("started_at")}))
+    print(fleet.text_table(table))
+    print(f"fleet page: {out}")
+    return 0
+
+
 def version() -> str:
     from importlib import metadata  # 20 ms of imports: only when asked
 
@@ -75,6 +113,29 @@ def build_parser() -> argparse.ArgumentParser:
         "directory", nargs="?", default=None, help="default: ./ollama-gpu-bundle-HOST-TIME"
     )
     col.set_defaults(func=_collect)
+    roll = sub.add_parser(
+        "rollout", help="fix a fleet a canary first, then in waves that stop on a failure",
+        description="Fix INVENTORY with pyinfra a canary first, then in waves: a wave's "
+        "verification gates the next, and the rollout stops at the first wave that takes it "
+        "over --max-failed (later hosts untouched). The same command again resumes, skipping "
+        "hosts already verified. Arguments after -- go to pyinfra (e.g. -- --sudo).")
+    roll.add_argument("inventory", help="a pyinfra inventory (file, host list)")
+    roll.add_argument("--canary", default="1", metavar="GROUP|N",
+                      help="an inventory group, or the first N hosts (default 1)")
+    roll.add_argument("--wave-size", default="25%", metavar="N|P%",
+                      help="hosts per wave after the canary (default 25%%)")
+    roll.add_argument("--max-failed", type=int, default=0, metavar="N",
+                      help="failed hosts the whole rollout tolerates (default 0)")
+    roll.add_argument("--dry", action="store_true",
+                      help="print the waves and each host's plan; change nothing")
+    roll.add_argument("--report-dir", default="reports", metavar="DIR")
+    roll.add_argument("pyinfra_args", nargs="*", help=argparse.SUPPRESS)
+    roll.set_defaults(func=_rollout)
+    page = sub.add_parser("page", help="write the fleet page (HTML) of a run from its reports")
+    page.add_argument("--report-dir", default="reports", metavar="DIR")
+    page.add_argument("--run", default=None, metavar="ID", help="default: the latest run")
+    page.add_argument("-o", "--output", default=None, metavar="FILE")
+    page.set_defaults(func=_page)
     return parser
 
 

@@ -24,11 +24,23 @@ def _get(data: Any, *path: str) -> Any:  # noqa: ANN401 - JSON
     return data
 
 
+def _list(value: Any) -> list[Any]:  # noqa: ANN401 - JSON
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:  # noqa: ANN401 - JSON
+    """A string field as printable text ("" for anything that is not a string)."""
+    return printable(value)[:300] if isinstance(value, str) else ""
+
+
 def _gpu(report: dict[str, Any]) -> str:
-    summary = _get(report, "diagnosis_before", "summary") or report.get("summary") or {}
-    named = [g.get("name") for g in summary.get("nvidia_gpus") or [] if isinstance(g, dict)]
-    named += [" ".join(filter(None, [g.get("vendor"), g.get("name") or g.get("device_id")]))
-              for g in summary.get("gpus") or [] if isinstance(g, dict)]
+    summary = _get(report, "diagnosis_before", "summary") or report.get("summary")
+    summary = summary if isinstance(summary, dict) else {}
+    named = [_text(g.get("name")) for g in _list(summary.get("nvidia_gpus"))
+             if isinstance(g, dict)]
+    named += [" ".join(filter(None, [_text(g.get("vendor")),
+                                     _text(g.get("name")) or _text(g.get("device_id"))]))
+              for g in _list(summary.get("gpus")) if isinstance(g, dict)]
     named = [n for n in named if n]
     if not named:
         return "none found"
@@ -50,24 +62,24 @@ def _number(value: Any) -> float | None:  # noqa: ANN401 - JSON
 
 
 def _steps(report: dict[str, Any]) -> list[str]:
-    changed = [s.get("operation", "?") for s in report.get("steps_applied") or []
+    changed = [_text(s.get("operation")) or "?" for s in _list(report.get("steps_applied"))
                if isinstance(s, dict) and s.get("changed")]
     if changed:
         return changed
-    planned = [f"{s.get('action')}" + (" (refused)" if s.get("refused") else "")
-               for s in _get(report, "plan", "steps") or [] if isinstance(s, dict)]
+    planned = [_text(s.get("action")) + (" (refused)" if s.get("refused") else "")
+               for s in _list(_get(report, "plan", "steps")) if isinstance(s, dict)]
     return planned
 
 
 def _evidence(report: dict[str, Any]) -> list[str]:
-    findings = _get(report, "diagnosis_before", "findings") or report.get("findings") or []
+    findings = _list(_get(report, "diagnosis_before", "findings") or report.get("findings"))
     primary = report.get("primary")
     out = []
     for finding in findings:
         if isinstance(finding, dict) and finding.get("code") == primary:
-            out.append(f"{finding.get('code')}: {finding.get('summary')}")
-            out += [f"  | {line}" for line in (finding.get("evidence") or [])[:6]]
-    return [printable(str(line))[:300] for line in out]
+            out.append(f"{_text(finding.get('code'))}: {_text(finding.get('summary'))}")
+            out += [f"  | {_text(line)}" for line in _list(finding.get("evidence"))[:6]]
+    return out
 
 
 def row(host: str, report: dict[str, Any] | None) -> dict[str, Any]:
@@ -77,31 +89,33 @@ def row(host: str, report: dict[str, Any] | None) -> dict[str, Any]:
                 "state": "untouched", "verification": "", "tokens_before": None,
                 "tokens_after": None, "seconds": None, "mode": "", "wave": None,
                 "reason": "", "evidence": [], "plan": [], "file": None}
-    verification = report.get("verification") or {}
+    verification = report.get("verification")
+    verification = verification if isinstance(verification, dict) else {}
     before = _get(report, "snapshot", "observation", "tokens_per_s")
     plan = []
-    for step in _get(report, "plan", "steps") or []:
+    for step in _list(_get(report, "plan", "steps")):
         if isinstance(step, dict):
-            plan.append(f"{step.get('action')}: {step.get('summary')}"
-                        + (f" (refused: {step['refused']})" if step.get("refused") else ""))
-    plan += [f"advice: {a}" for a in _get(report, "plan", "advice") or []]
+            refused = _text(step.get("refused"))
+            plan.append(f"{_text(step.get('action'))}: {_text(step.get('summary'))}"
+                        + (f" (refused: {refused})" if refused else ""))
+    plan += [f"advice: {_text(a)}" for a in _list(_get(report, "plan", "advice"))]
     return {
-        "host": host,
+        "host": printable(host),
         "gpu": _gpu(report),
-        "cause": report.get("primary") or "",
+        "cause": _text(report.get("primary")),
         "steps": _steps(report),
-        "result": report.get("result") or "not run",
-        "state": report.get("state") or "",
-        "verification": verification.get("reason") or "",
+        "result": _text(report.get("result")) or "not run",
+        "state": _text(report.get("state")),
+        "verification": _text(verification.get("reason")),
         "tokens_before": _number(before),
         "tokens_after": _number(verification.get("tokens_per_s")),
         "seconds": _seconds(report),
-        "mode": report.get("mode") or "",
-        "wave": _get(report, "rollout", "wave"),
-        "reason": printable(str(report.get("reason") or ""))[:300],
+        "mode": _text(report.get("mode")),
+        "wave": _text(_get(report, "rollout", "wave")) or None,
+        "reason": _text(report.get("reason")),
         "evidence": _evidence(report),
-        "plan": [printable(p)[:300] for p in plan],
-        "file": report.get("_file"),
+        "plan": plan,
+        "file": _text(report.get("_file")) or None,
     }
 
 

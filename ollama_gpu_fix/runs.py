@@ -38,6 +38,8 @@ MODES = ("diagnose", "dry", "fix", "verify", "rollout")
 RESULTS = ("diagnosed", "planned", "applying", "applied", "verified", "refused", "failed",
            "rolled back", "reboot required", "interrupted")
 _RUN_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
+# a report's place below report_dir, as the index names it (nothing else is read through it)
+_REPORT_FILE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*/[0-9]{8}T[0-9]{6}Z-[a-z]+(-[0-9]+)?\.json")
 _INTERRUPT = {"reason": None}
 
 
@@ -127,23 +129,36 @@ def is_final(data: dict[str, Any]) -> bool:
 def write(run: Run, path: Path, data: dict[str, Any]) -> None:
     """Write a host's report atomically (0600, in a directory only its owner may write) and
     list it in the index; a final result stamps ended_at."""
-    from ollama_gpu_fix.policy import report_dir_problem
-
     if is_final(data) and not data.get("ended_at"):
         data["ended_at"] = now()
     report_dir = path.parent.parent
-    for folder in (report_dir, path.parent):
-        if not folder.is_dir():
-            folder.mkdir(mode=0o700, exist_ok=True)
-        problem = report_dir_problem(folder)  # again: another user may have raced us to it
-        if problem:
-            raise OSError(f"refusing to write a report there: {problem}")
+    private_dir(report_dir)
+    private_dir(path.parent)
     _atomic(path, json.dumps(data, indent=2, default=str) + "\n")
     if is_final(data):
         run.open.pop(path, None)
     else:
         run.open[path] = data
     _index(report_dir, run, data, path)
+
+
+def private_dir(folder: Path) -> None:
+    """FOLDER exists, made 0700 if new, and is the user's own (not a link, writable by nobody
+    else): checked again at every write, as another user may have raced us to it."""
+    from ollama_gpu_fix.policy import report_dir_problem
+
+    if not folder.is_dir():
+        folder.mkdir(mode=0o700, exist_ok=True)
+    problem = report_dir_problem(folder)
+    if problem:
+        raise OSError(f"refusing to write a report there: {problem}")
+
+
+def write_text(path: Path, text: str) -> None:
+    """A file beside the reports (a fleet page, a rollout's state): private, atomic."""
+    private_dir(path.parent.parent)
+    private_dir(path.parent)
+    _atomic(path, text)
 
 
 def _atomic(path: Path, text: str) -> None:
@@ -193,6 +208,8 @@ def read_index(report_dir: Path) -> dict[str, Any]:
         index = None
     if not isinstance(index, dict) or not isinstance(index.get("runs"), list):
         index = {"schema": INDEX_SCHEMA, "schema_version": 1, "runs": []}
+    index["runs"] = [r for r in index["runs"]
+                     if isinstance(r, dict) and isinstance(r.get("hosts"), dict)]
     return index
 
 
@@ -225,6 +242,17 @@ def load(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def _listed(report_dir: Path, line: Any) -> dict[str, Any] | None:  # noqa: ANN401 - JSON
+    """The report an index line names, if the name is a report's (never a path elsewhere)."""
+    name = line.get("file") if isinstance(line, dict) else None
+    if not isinstance(name, str) or not _REPORT_FILE.fullmatch(name):
+        return None
+    data = load(report_dir / name)
+    if data is not None:
+        data["_file"] = name
+    return data
+
+
 def run_reports(report_dir: Path, run_id: str | None = None,
                 mode: str | None = None) -> dict[str, dict[str, Any]]:
     """host -> report of one run (RUN_ID, else the latest run of MODE, else the latest run),
@@ -237,9 +265,8 @@ def run_reports(report_dir: Path, run_id: str | None = None,
     out: dict[str, dict[str, Any]] = {}
     for entry in chosen:
         for host, line in (entry.get("hosts") or {}).items():
-            data = load(report_dir / str(line.get("file", "")))
+            data = _listed(report_dir, line)
             if data is not None:
-                data["_file"] = str(line.get("file", ""))
                 out[host] = data
     return out
 
@@ -251,7 +278,7 @@ def latest_by_host(report_dir: Path, modes: tuple[str, ...] = MODES) -> dict[str
         if entry.get("mode") not in modes:
             continue
         for host, line in (entry.get("hosts") or {}).items():
-            data = load(report_dir / str(line.get("file", "")))
+            data = _listed(report_dir, line)
             if data is not None:
                 out[host] = data
     return out

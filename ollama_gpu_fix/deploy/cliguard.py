@@ -13,15 +13,18 @@ again when a deploy of this package starts (a wheel user without config.py):
 
 from __future__ import annotations
 
+import atexit
+import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 import pyinfra
 
 from ollama_gpu_fix import runs
 
-_installed = {"signal": False, "inventory": False}
+_installed = {"signal": False, "inventory": False, "summary": False}
 INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
 
@@ -58,6 +61,11 @@ def install(state: Any = None) -> None:  # noqa: ANN401 - pyinfra's State
     if not pyinfra.is_cli:
         return
     guard_inventory()
+    if not _installed["summary"]:
+        # registered before the first report is written, so it runs after the reports left
+        # open are finished (atexit runs last-registered first)
+        atexit.register(fleet_summary)
+        _installed["summary"] = True
     if not _installed["signal"]:
         signal.signal(signal.SIGINT, _on_interrupt)
         _installed["signal"] = True
@@ -65,3 +73,28 @@ def install(state: Any = None) -> None:  # noqa: ANN401 - pyinfra's State
         from ollama_gpu_fix.deploy import progress
 
         progress.install(state)
+
+
+def fleet_summary() -> None:
+    """After a run over several hosts: one table across them, and the fleet page. (A rollout's
+    waves leave this to the rollout, which prints it over all of its hosts.)"""
+    if os.environ.get("OGF_ROLLOUT_WAVE"):
+        return
+    for run in list(runs._RUNS.values()):
+        dirs = {Path(d) for d, _ in run.files}
+        for report_dir in sorted(dirs):
+            hosts = [h for d, h in run.files if Path(d) == report_dir]
+            if len(hosts) < 2:
+                continue
+            from ollama_gpu_fix import fleet, fleetpage
+            found = runs.run_reports(report_dir, run_id=run.run_id)
+            table = fleet.rows({h: found.get(h) for h in hosts})
+            page = report_dir / "pages" / f"{run.run_id}-{run.mode}.html"
+            print("\n--> Fleet summary:\n" + fleet.text_table(table), file=sys.stderr)
+            try:
+                runs.write_text(page, fleetpage.render(
+                    table, f"{run.mode} {run.run_id}",
+                    {"run_id": run.run_id, "mode": run.mode, "time": runs.now()}))
+                print(f"--> fleet page: {page}", file=sys.stderr)
+            except OSError as exc:
+                print(f"--> cannot write the fleet page {page}: {exc}", file=sys.stderr)

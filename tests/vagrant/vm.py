@@ -191,8 +191,14 @@ class VagrantVM:
         exe = str(Path(os.environ.get("VIRTUAL_ENV", config.REPO_ROOT / ".venv")) / "bin/pyinfra")
         if not os.path.exists(exe):
             exe = shutil.which("pyinfra") or "pyinfra"
+        # the VM's host key, learnt on first contact (a VM this test booted, on libvirt's
+        # private network) and kept for this VM's life: never the user's ~/.ssh/known_hosts,
+        # which may not exist (a fresh CI machine: pyinfra then cannot connect at all)
+        known = report_dir.parent / "known_hosts"
+        known.touch(mode=0o600)
         return subprocess.run([exe, "-y", "--json", "@vagrant", deploy, "--data",
-                               f"report_dir={report_dir}", *extra],
+                               f"report_dir={report_dir}", "--data",
+                               f"ssh_known_hosts_file={known}", *extra],
                               cwd=config.REPO_ROOT, env=self.env, capture_output=True,
                               text=True, timeout=900)
 

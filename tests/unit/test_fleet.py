@@ -1,0 +1,62 @@
+"""ollama_gpu_fix.fleet: one row per host from its report, and the table across hosts."""
+
+from __future__ import annotations
+
+from ollama_gpu_fix import fleet
+
+
+def _report(result: str, primary: str = "env-forces-cpu", **more) -> dict:
+    return {
+        "mode": "fix", "result": result, "primary": primary,
+        "started_at": "2026-12-07T10:00:00+00:00", "ended_at": "2026-12-07T10:00:42+00:00",
+        "diagnosis_before": {
+            "summary": {"nvidia_gpus": [{"name": "NVIDIA GeForce RTX 4090"}], "gpus": []},
+            "findings": [{"code": primary, "summary": "CUDA_VISIBLE_DEVICES=-1 hides the GPU",
+                          "evidence": ["Environment=CUDA_VISIBLE_DEVICES=-1"]}]},
+        "plan": {"steps": [{"action": "service-env", "summary": "remove the variable"}],
+                 "advice": []},
+        "steps_applied": [{"operation": "Write the drop-in", "changed": True}],
+        "snapshot": {"observation": {"tokens_per_s": 3.1}},
+        "verification": {"reason": "100% GPU", "tokens_per_s": 44.8},
+        **more,
+    }
+
+
+def test_a_row_says_what_the_host_has_what_was_wrong_what_was_done_and_the_proof():
+    row = fleet.row("gpu-01", _report("verified"))
+    assert row["gpu"] == "NVIDIA GeForce RTX 4090" and row["cause"] == "env-forces-cpu"
+    assert row["steps"] == ["Write the drop-in"] and row["result"] == "verified"
+    assert (row["tokens_before"], row["tokens_after"], row["seconds"]) == (3.1, 44.8, 42.0)
+    assert row["evidence"][0].startswith("env-forces-cpu:")
+    assert row["plan"] == ["service-env: remove the variable"]
+
+
+def test_a_host_the_rollout_never_reached_is_listed_as_untouched():
+    row = fleet.row("gpu-09", None)
+    assert row["result"] == "not run" and row["state"] == "untouched"
+
+
+def test_the_table_lists_every_host_failures_first_and_counts_outcomes():
+    table = fleet.rows({"b-ok": _report("verified"), "a-ok": _report("verified"),
+                        "c-bad": _report("rolled back"), "d-later": None})
+    assert [r["host"] for r in table] == ["c-bad", "a-ok", "b-ok", "d-later"]
+    text = fleet.text_table(table)
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["host", "GPU", "cause"]
+    assert all(any(line.startswith(h) for line in lines) for h in ("a-ok", "b-ok", "c-bad"))
+    assert "3.1" in text and "44.8" in text and "42 s" in text
+    assert lines[-1] == "4 hosts: 2 verified, 1 not run, 1 rolled back"
+
+
+def test_text_from_a_host_cannot_drive_the_terminal():
+    row = fleet.row("evil", _report("failed", reason="\x1b[2J\x1b]0;owned\x07gone"))
+    assert "\x1b" not in row["reason"] and "\x07" not in row["reason"]
+    assert "\x1b" not in fleet.text_table([fleet.row("\x1b[31mred", _report("failed"))])
+
+
+def test_garbage_in_a_report_gives_blanks_not_a_crash():
+    odd = {"result": 7, "diagnosis_before": [], "verification": "x", "plan": {"steps": "no"},
+           "steps_applied": [None], "started_at": "yesterday", "snapshot": None}
+    row = fleet.row("odd", odd)
+    assert row["gpu"] == "none found" and row["seconds"] is None and row["steps"] == []
+    assert fleet.text_table([row])
