@@ -69,8 +69,14 @@ def _page(args: argparse.Namespace) -> int:
     table = fleet.rows({h: found.get(h) for h in hosts})
     out = Path(args.output) if args.output else \
         report_dir / "pages" / f"{entry['run_id']}-{entry.get('mode')}.html"
-    runs.write_text(out, fleetpage.render(table, f"{entry.get('mode')} {entry['run_id']}", {
-        "run_id": entry["run_id"], "mode": entry.get("mode"), "time": entry.get("started_at")}))
+    try:
+        fleetpage.write(out, fleetpage.render(
+            table, f"{entry.get('mode')} {entry['run_id']}",
+            {"run_id": entry["run_id"], "mode": entry.get("mode"),
+             "time": entry.get("started_at")}), None if args.output else report_dir)
+    except OSError as exc:
+        print(f"ollama-gpu-fix page: cannot write {out}: {exc}", file=sys.stderr)
+        return 2
     print(fleet.text_table(table))
     print(f"fleet page: {out}")
     return 0

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from ollama_gpu_fix import runs
 from ollama_gpu_fix.fleet import OUTCOME_ORDER, counts
 
 # a badge colour per result: what needs a person stands out
@@ -67,13 +66,7 @@ def render(rows: list[dict[str, Any]], title: str, meta: dict[str, Any]) -> str:
         results=results, chart=chart, tone=TONE,
     )
 
-def write(path: Path, html: str) -> None:
-    """Write the page atomically, 0600 (it quotes host logs): a reader never sees half a page."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write(path: Path, html: str, report_dir: Path | None = None) -> None:
+    """Write the page atomically and 0600 (it quotes host logs), in a directory that is the
+    user's own (ollama_gpu_fix.runs.write_text): below REPORT_DIR, or where the user asked."""
+    runs.write_text(path, html, report_dir)

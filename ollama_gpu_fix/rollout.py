@@ -124,7 +124,7 @@ def load_state(path: Path) -> dict[str, Any] | None:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    runs.write_text(path, json.dumps(state, indent=1) + "\n")
+    runs.write_text(path, json.dumps(state, indent=1) + "\n", path.parent.parent)
 
 
 def failures(results: dict[str, str]) -> list[str]:
@@ -251,9 +251,9 @@ def _summary(reports: Path, rollout_id: str, hosts: list[str], log: Any) -> None
     try:
         from ollama_gpu_fix import fleetpage
 
-        runs.write_text(page, fleetpage.render(table, f"Rollout {rollout_id}",
+        fleetpage.write(page, fleetpage.render(table, f"Rollout {rollout_id}",
                                                {"run_id": rollout_id, "mode": "rollout",
-                                                "time": runs.now()}))
+                                                "time": runs.now()}), reports)
         log(f"--> fleet page: {page}")
     except OSError as exc:
         log(f"--> cannot write the fleet page {page}: {exc}")

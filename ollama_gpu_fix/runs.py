@@ -154,9 +154,12 @@ def private_dir(folder: Path) -> None:
         raise OSError(f"refusing to write a report there: {problem}")
 
 
-def write_text(path: Path, text: str) -> None:
-    """A file beside the reports (a fleet page, a rollout's state): private, atomic."""
-    private_dir(path.parent.parent)
+def write_text(path: Path, text: str, report_dir: Path | None = None) -> None:
+    """A file beside the reports (a fleet page, a rollout's state) or where the user asked:
+    private, atomic, in a directory that is the user's own (and so is REPORT_DIR, when the
+    file goes below it)."""
+    if report_dir is not None:
+        private_dir(report_dir)
     private_dir(path.parent)
     _atomic(path, text)
 

@@ -92,9 +92,9 @@ def fleet_summary() -> None:
             page = report_dir / "pages" / f"{run.run_id}-{run.mode}.html"
             print("\n--> Fleet summary:\n" + fleet.text_table(table), file=sys.stderr)
             try:
-                runs.write_text(page, fleetpage.render(
+                fleetpage.write(page, fleetpage.render(
                     table, f"{run.mode} {run.run_id}",
-                    {"run_id": run.run_id, "mode": run.mode, "time": runs.now()}))
+                    {"run_id": run.run_id, "mode": run.mode, "time": runs.now()}), report_dir)
                 print(f"--> fleet page: {page}", file=sys.stderr)
             except OSError as exc:
                 print(f"--> cannot write the fleet page {page}: {exc}", file=sys.stderr)

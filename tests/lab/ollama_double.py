@@ -40,6 +40,12 @@ CPU_TOKENS_PER_S = 3.0
 MODEL_SIZE_LOADED = 1_051_312_128
 HW_FILE = "/usr/lib/ogf-lab/hardware.json"
 APPS_FILE = "/run/ogf-lab/gpu/apps.json"
+# Host truth a test sets while Ollama runs: "PID MIB", another job (process PID) holds MIB of
+# the GPU's memory (a training run that started mid-rollout), so a model loaded while it runs
+# gets only part of its layers on the GPU, as Ollama's scheduler does when free VRAM is short.
+# The job ends when its process does.
+BUSY_FILE = "/usr/lib/ogf-lab/gpu-busy"
+BUSY_LAYERS = 12  # of 25: what fits beside the other job
 GIB = 1024**3
 
 
@@ -573,17 +579,29 @@ class State:
         self.devices = devices
         self.ctx = ctx
         self.loaded: dict[str, datetime] = {}
+        self.offloaded: dict[str, int] = {}  # model -> its layers on the GPU when it loaded
         self.lock = threading.Lock()
 
     @property
     def on_gpu(self) -> bool:
         return bool(self.devices)
 
+    @property
+    def layers(self) -> int:
+        """Layers on the GPU of a model loaded now (of 25)."""
+        if not self.devices:
+            return 0
+        return BUSY_LAYERS if busy() else 25
+
+    def loaded_vram(self, name: str) -> int:
+        return MODEL_SIZE_LOADED * self.offloaded.get(name, 0) // 25
+
     def expire(self) -> None:
         now = datetime.now(timezone.utc)
         for name, until in list(self.loaded.items()):
             if until <= now:
                 del self.loaded[name]
+                self.offloaded.pop(name, None)
         self.publish_apps()
 
     def publish_apps(self) -> None:
@@ -597,16 +615,33 @@ class State:
         exe = (lib_dir() + "/llama-server") if era() == "C" else os.path.realpath(sys.argv[0])
         apps = []
         if self.loaded:
+            held = max((self.loaded_vram(n) for n in self.loaded), default=0) // 2**20
             for vendor, devs in (("nvidia", nv), ("amd", rocm)):
                 if devs:
                     apps.append({"pid": os.getpid(), "name": exe, "gpu": devs[0]["index"],
-                                 "vendor": vendor, "used_mib": MODEL_SIZE_LOADED // 2**20})
+                                 "vendor": vendor, "used_mib": held})
+        job = busy()
+        if job:
+            for vendor, devs in (("nvidia", nv), ("amd", rocm)):
+                if devs:
+                    apps.append({"pid": job[0], "name": "/usr/bin/python3", "vendor": vendor,
+                                 "gpu": devs[0]["index"], "used_mib": job[1]})
         try:
             with open(APPS_FILE + ".tmp", "w") as f:
                 json.dump(apps, f)
             os.replace(APPS_FILE + ".tmp", APPS_FILE)
         except OSError:
             pass
+
+
+def busy() -> tuple[int, int] | None:
+    """(pid, MiB) of another job holding GPU memory (BUSY_FILE), None when none runs."""
+    try:
+        with open(BUSY_FILE) as f:
+            pid, mib = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return (pid, mib) if os.path.exists(f"/proc/{pid}") else None
 
 
 def keep_alive(value: object) -> timedelta:
@@ -668,7 +703,7 @@ def make_handler(state: State):
                         m = {k: v for k, v in MODEL.items() if k != "size"}
                         m.update(name=name, model=name, size=MODEL_SIZE_LOADED,
                                  expires_at=until.astimezone().isoformat(),
-                                 size_vram=MODEL_SIZE_LOADED if state.on_gpu else 0,
+                                 size_vram=state.loaded_vram(name),
                                  context_length=state.ctx)
                         models.append(m)
                 self.send_json(200, {"models": models})
@@ -707,8 +742,9 @@ def make_handler(state: State):
             with state.lock:
                 state.expire()
                 if name not in state.loaded:
-                    load = 0.35 if state.on_gpu else 0.9
-                    layers = 25 if state.on_gpu else 0
+                    layers = state.layers
+                    load = 0.35 if layers else 0.9
+                    state.offloaded[name] = layers
                     log.raw(f"load_tensors: offloaded {layers}/25 layers to GPU")
                     time.sleep(load)
             prompt = str(body.get("prompt", ""))
@@ -723,7 +759,8 @@ def make_handler(state: State):
             n = int(opts.get("num_predict") or 12)
             n = max(1, min(n, 16))
             on_gpu = state.on_gpu and opts.get("num_gpu") != 0
-            rate = GPU_TOKENS_PER_S if on_gpu else CPU_TOKENS_PER_S
+            whole = on_gpu and state.offloaded.get(name, 25) == 25
+            rate = GPU_TOKENS_PER_S if whole else 8.0 if on_gpu else CPU_TOKENS_PER_S
             prompt_eval = 0.02 if on_gpu else 0.4
             time.sleep(prompt_eval)
             t0 = time.monotonic()

@@ -60,3 +60,28 @@ def test_garbage_in_a_report_gives_blanks_not_a_crash():
     row = fleet.row("odd", odd)
     assert row["gpu"] == "none found" and row["seconds"] is None and row["steps"] == []
     assert fleet.text_table([row])
+
+
+def test_the_page_command_builds_the_latest_runs_page_from_its_reports(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from ollama_gpu_fix import runs
+
+    os.chmod(tmp_path, 0o700)
+    run = runs.Run("20261207T101500Z-abcdef", "fix", "2026-12-07T10:15:00+00:00")
+    for host, result in (("gpu-01", "verified"), ("gpu-02", "rolled back")):
+        runs.write(run, run.path_for(tmp_path, host),
+                   {**runs.envelope(run, host), **_report(result)})
+    proc = subprocess.run([sys.executable, "-m", "ollama_gpu_fix.cli", "page", "--report-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    page = tmp_path / "pages" / "20261207T101500Z-abcdef-fix.html"
+    assert f"fleet page: {page}" in proc.stdout
+    html = page.read_text()
+    assert 'data-host="gpu-01"' in html and 'data-host="gpu-02"' in html
+    assert proc.stdout.splitlines()[2].startswith("gpu-02")  # the rolled-back host first
+    missing = subprocess.run([sys.executable, "-m", "ollama_gpu_fix.cli", "page", "--report-dir",
+                              str(tmp_path), "--run", "nope"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "lists no run nope" in missing.stderr

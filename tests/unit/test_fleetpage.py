@@ -164,12 +164,13 @@ def test_every_host_has_a_row_and_its_details(html: str, rows: list[dict[str, An
 
 
 def test_write_is_atomic_and_private(tmp_path: Path) -> None:
-    path = tmp_path / "fleet.html"
+    os.chmod(tmp_path, 0o700)  # a directory of the user's own, as the report_dir must be
+    path = tmp_path / "pages" / "fleet.html"
     fleetpage.write(path, "old")
     fleetpage.write(path, "<p>new</p>")
     assert path.read_text() == "<p>new</p>"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["fleet.html"]
+    assert [p.name for p in path.parent.iterdir()] == ["fleet.html"]
 
 
 # --- in a browser ------------------------------------------------------------------------
@@ -187,7 +188,9 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def page_file(html: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("fleetpage") / "fleet.html"
+    folder = tmp_path_factory.mktemp("fleetpage")
+    os.chmod(folder, 0o700)
+    path = folder / "pages" / "fleet.html"
     fleetpage.write(path, html)
     return path
 

@@ -60,6 +60,7 @@ def test_wheel_installs_and_a_foreign_deploy_uses_it(tmp_path: Path) -> None:
                   str(source)], tmp_path)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = dist.glob("ollama_gpu_fix-*.whl")
+    _check_metadata(wheel)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
@@ -89,3 +90,31 @@ def test_wheel_installs_and_a_foreign_deploy_uses_it(tmp_path: Path) -> None:
     assert fixed["result"] in ("planned", "refused") and "plan" in fixed, fixed
     cli = _run([str(env_dir / "bin" / "ollama-gpu-fix"), "--version"], work)
     assert cli.returncode == 0 and cli.stdout.startswith("ollama-gpu-fix 0."), cli.stdout
+
+
+def _check_metadata(wheel: Path) -> None:
+    """What the package index shows: the licence file, project URLs, classifiers, a README
+    whose links work there (absolute), and no dependency declared that nothing imports."""
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        shipped = {n for n in names if n.endswith(".py")}
+        code = "\n".join(zf.read(n).decode() for n in shipped)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert "License-Expression: Apache-2.0" in meta
+    assert "Project-URL: Source, https://" in meta and "Project-URL: Issues, https://" in meta
+    assert "Classifier: Topic :: System :: Systems Administration" in meta
+    links = re.findall(r"\]\(([^)]+)\)", meta)
+    assert links and all(link.startswith(("https://", "#")) for link in links), [
+        link for link in links if not link.startswith(("https://", "#"))]
+    imports = {"pyinfra": "pyinfra", "packaging": "packaging", "jinja2": "jinja2",
+               "nvidia-ml-py": "pynvml"}
+    for line in meta.splitlines():
+        if line.startswith("Requires-Dist:") and "extra ==" not in line:
+            dist = re.split(r"[<>=!~; ]", line.split(":", 1)[1].strip())[0]
+            module = imports.get(dist, dist)
+            assert re.search(rf"^\s*(import|from) {module}\b", code, re.M), (
+                f"{dist} is declared but never imported")

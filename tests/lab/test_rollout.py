@@ -1,0 +1,155 @@
+"""`ollama-gpu-fix rollout` over 16 lab hosts (issue 14): a canary, then waves of 6; a job that
+takes most of one wave-2 host's GPU memory makes its verification fail, the rollout stops
+after wave 2, the canary and wave 1 stay fixed and verified, the wave-3 hosts are untouched
+(no command reached them: their overlays and their Ollama's request counts say so), the fleet
+page shows it all; once the job ends, the same command resumes and finishes.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ollama_gpu_fix import runs
+from tests.lab import config, hosts
+from tests.lab.conftest import require_lab
+from tests.lab.fix_run import _upper_state, generation_counts
+
+pytestmark = pytest.mark.lab
+
+# 16 profiles whose fix verifies; in inventory (name) order, canary 1 + waves of 6 put
+# nvidia-healthy in wave 2 and the last three hosts in wave 3
+HOSTS = ["amd-gfx1010", "amd-gfx1031", "amd-gfx1100-nogroups", "amd-override-in-bashrc",
+         "cuda-visible-minus1", "cuda11-shadowing", "hostile-bashrc-values",
+         "hostile-envfile-swap", "hostile-path-curl", "igpu-dropped", "no-gpu",
+         "nvidia-535-cuda118", "nvidia-healthy", "override-conflict", "real-cuda12-path",
+         "real-disabled-other-port"]
+BUSY = "nvidia-healthy"
+CANARY, WAVE1, WAVE2, WAVE3 = HOSTS[:1], HOSTS[1:7], HOSTS[7:13], HOSTS[13:]
+WATCHED = ("etc", "usr", "var/lib/dpkg", "var/lib/ollama-gpu-fix", "var/cache/ollama-gpu-fix")
+# the job: a process of its own on the host, holding 70 GiB of the GPU while it runs
+START_JOB = ("systemd-run --unit=ogf-training-job --quiet sleep infinity && "
+             "echo \"$(systemctl show -p MainPID --value ogf-training-job) 71680\" "
+             "> /usr/lib/ogf-lab/gpu-busy")
+END_JOB = "systemctl stop ogf-training-job && systemctl restart ollama.service"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    require_lab()
+    from tests.lab.lab import Lab, leftovers
+
+    the_lab = Lab(names=HOSTS)
+    try:
+        the_lab.up()
+        yield the_lab
+    finally:
+        left = the_lab.down()
+        assert not left, f"lab teardown left: {left}"
+        assert not leftovers()
+
+
+def _inside(lab, name: str, script: str) -> None:  # noqa: ANN001 - tests.lab.lab.Lab
+    entry = lab.state["pids"][f"nspawn:{name}"]
+    res = hosts.run_inside(entry["pid"], ["sh", "-c", script], timeout=120)
+    assert res.returncode == 0, res.stderr
+
+
+def _rollout(reports: Path, *extra: str) -> subprocess.CompletedProcess:
+    inventory = str(config.INVENTORY_PATH.relative_to(config.REPO_ROOT))
+    return subprocess.run([sys.executable, "-m", "ollama_gpu_fix.cli", "rollout", inventory,
+                           "--canary", "1", "--wave-size", "6", "--report-dir", str(reports),
+                           *extra], cwd=config.REPO_ROOT, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=1200)
+
+
+@pytest.fixture(scope="module")
+def rolled(lab, tmp_path_factory):  # noqa: ANN001
+    reports = tmp_path_factory.mktemp("rollout")
+    reports.chmod(0o700)
+    assert [h.name for h in lab.hosts] == HOSTS  # the inventory's order is the waves' order
+    _inside(lab, BUSY, START_JOB)
+    before = {h.name: _upper_state(h.dir / "upper", WATCHED) for h in lab.hosts}
+    counted = generation_counts(lab)
+    first = _rollout(reports)
+    after = {h.name: _upper_state(h.dir / "upper", WATCHED) for h in lab.hosts}
+    between = generation_counts(lab)
+    first_reports = runs.latest_by_host(reports)
+    _inside(lab, BUSY, END_JOB)  # the job ended; its Ollama starts afresh
+    second = _rollout(reports)
+    return {"reports": reports, "first": first, "second": second, "before": before,
+            "after": after, "counted": counted, "between": between,
+            "first_reports": first_reports, "final": runs.latest_by_host(reports)}
+
+
+def test_the_rollout_stops_after_the_wave_whose_host_failed_verification(rolled):
+    first = rolled["first"]
+    out = first.stdout + first.stderr
+    assert first.returncode == 1, out[-4000:]
+    assert "rollout stopped after wave 2: 1 failed (nvidia-healthy)" in out, out[-4000:]
+    assert "3 later hosts untouched" in out
+    busy = rolled["first_reports"][BUSY]
+    assert busy["mode"] == "rollout" and busy["rollout"]["wave"] == "2"
+    assert busy["result"] != "verified"
+    text = json.dumps(busy)
+    assert "GPU" in text and ("12/25" in text or "partial" in text or "%" in text), \
+        busy.get("reason")
+
+
+def test_the_canary_and_earlier_waves_stay_fixed_and_verified(rolled):
+    reports = rolled["first_reports"]
+    for name in CANARY + WAVE1 + [h for h in WAVE2 if h != BUSY]:
+        assert reports[name]["result"] == "verified", (name, reports[name].get("reason"))
+        assert reports[name]["run_id"] == reports[BUSY]["run_id"]  # one rollout, one run id
+
+
+def test_later_hosts_are_untouched(rolled):
+    """No command reached a wave-3 host: nothing written under the watched trees, no request
+    to its Ollama (the probe's observation would have made one), no report."""
+    for name in WAVE3:
+        assert rolled["after"][name] == rolled["before"][name], name
+        assert rolled["between"][name] == rolled["counted"][name], name
+        assert name not in rolled["first_reports"], name
+    for name in CANARY + WAVE1:  # and the others were reached: the check can fail
+        assert rolled["between"][name] != rolled["counted"][name], name
+
+
+def test_the_fleet_page_shows_every_host_with_its_outcome(rolled):
+    page = next((rolled["reports"] / "pages").glob("*.html"))
+    html = page.read_text()
+    for name in HOSTS:
+        assert f'data-host="{name}"' in html, name
+    for name in WAVE3:
+        assert f'data-host="{name}" data-result="not run"' in html \
+            or f'data-result="not run" data-host="{name}"' in html \
+            or _row_result(html, name) == "not run", name
+    assert _row_result(html, BUSY) not in ("verified", "not run")
+
+
+def _row_result(html: str, host: str) -> str | None:
+    import re
+
+    for tag in re.findall(r"<tr[^>]*>", html):
+        if f'data-host="{host}"' in tag:
+            found = re.search(r'data-result="([^"]*)"', tag)
+            return found.group(1) if found else None
+    return None
+
+
+def test_a_resumed_rollout_skips_verified_hosts_and_finishes(rolled):
+    second = rolled["second"]
+    out = second.stdout + second.stderr
+    assert second.returncode == 0, out[-4000:]
+    assert "(resumed: verified hosts are skipped)" in out
+    assert "canary: every host already verified" in out
+    assert "wave 1: every host already verified" in out
+    assert f"--> rollout: wave 2: {BUSY}\n" in out  # only the failed host of wave 2 again
+    final = rolled["final"]
+    assert {h for h in HOSTS if final[h]["result"] == "verified"} == set(HOSTS), {
+        h: final[h]["result"] for h in HOSTS if final[h]["result"] != "verified"}
+    # the first run's reports are still there, beside the second's
+    assert len(list((rolled["reports"] / BUSY).glob("*-rollout*.json"))) == 2
