@@ -221,6 +221,11 @@ def interrupted(reason: str) -> None:
     _INTERRUPT["reason"] = reason
 
 
+def interrupted_by() -> str | None:
+    """Why the process is ending early (None: it is not, or nobody said)."""
+    return _INTERRUPT["reason"]
+
+
 def finish_open_reports() -> None:
     """At exit: every report this process left open was interrupted before its result."""
     for run in list(_RUNS.values()):

@@ -126,11 +126,16 @@ class FixReport:
                 from exc
 
     def _interrupted(self, data: dict[str, Any]) -> None:
-        """At exit, a run cut short: what had been applied so far."""
+        """At exit, a run that never reached this host's result: what had been applied so far,
+        and, when an operation of it had failed (one of pyinfra's own, which reports to
+        nobody), that it failed rather than was cut short."""
         changed = self._changed()
         data["steps_applied"] = self._steps()
+        broken = [_op_name(op) for op in self.applied.ops if op.is_complete() and op.did_error()]
+        if broken and not data.get("interrupted_by") and not runs.interrupted_by():
+            data.update(result="failed", reason=f"an operation failed: {broken[0]}")
         data["state"] = ("as found" if not changed else
-                         f"needs a person: interrupted after {', '.join(changed)}"
+                         f"needs a person: {data['result']} after {', '.join(changed)}"
                          " (the next run resumes the journal)")
 
     def lost(self, reason: str) -> None:

@@ -279,3 +279,18 @@ def test_driver_install_takes_effect_after_reboot(lab):
             "journalctl -u ollama -b --no-pager | grep 'inference compute'")
     assert b"580.159.04" in r.stdout, r.stdout + r.stderr
     assert b"library=CUDA" in r.stdout, r.stdout
+
+
+def test_a_fleet_run_ends_with_one_table_across_hosts_and_a_page(fixes):
+    """After pyinfra's own results: one line per host (failures first) and the fleet page,
+    written beside the reports, with every host of the run on it."""
+    err = fixes.first.stderr
+    assert "--> Fleet summary:" in err, err[-2000:]
+    table = err.split("--> Fleet summary:", 1)[1]
+    for p in PROFILES:
+        if p.expected_fix != "bad host data":  # refused before its report was begun
+            assert f"\n{p.name} " in table, p.name
+    page = table.split("--> fleet page: ", 1)[1].split("\n", 1)[0].strip()
+    html = open(page, encoding="utf-8").read()
+    assert all(f'data-host="{p.name}"' in html for p in PROFILES
+               if p.expected_fix != "bad host data")
