@@ -6,10 +6,16 @@ Pure: reads report dicts (docs/report-schema.md), never a host. The fleet page
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from ollama_gpu_fix.report import printable
+
+# lspci's names start with the vendor's legal name: "AMD Advanced Micro Devices, Inc. [AMD/ATI]
+# Navi 22 [Radeon RX 6700/6700 XT]" reads as "AMD Navi 22 [Radeon RX 6700/6700 XT]"
+_VENDOR_PREFIX = re.compile(r"(?<=^AMD )Advanced Micro Devices, Inc\. \[AMD/ATI\] |"
+                            r"(?<=^NVIDIA )NVIDIA Corporation |(?<=^Intel )Intel Corporation ")
 
 # the order a table lists outcomes in: what needs a person first
 OUTCOME_ORDER = ("failed", "rolled back", "interrupted", "refused", "applied",
@@ -34,13 +40,16 @@ def _text(value: Any) -> str:  # noqa: ANN401 - JSON
 
 
 def _gpu(report: dict[str, Any]) -> str:
+    """The GPU by the name a person knows: nvidia-smi's, else the PCI name without the
+    vendor's legal name."""
     summary = _get(report, "diagnosis_before", "summary") or report.get("summary")
     summary = summary if isinstance(summary, dict) else {}
     named = [_text(g.get("name")) for g in _list(summary.get("nvidia_gpus"))
              if isinstance(g, dict)]
-    named += [" ".join(filter(None, [_text(g.get("vendor")),
-                                     _text(g.get("name")) or _text(g.get("device_id"))]))
-              for g in _list(summary.get("gpus")) if isinstance(g, dict)]
+    if not any(named):
+        named = [_VENDOR_PREFIX.sub("", " ".join(filter(None, [
+            _text(g.get("vendor")), _text(g.get("name")) or _text(g.get("device_id"))])))
+                 for g in _list(summary.get("gpus")) if isinstance(g, dict)]
     named = [n for n in named if n]
     if not named:
         return "none found"
@@ -62,13 +71,17 @@ def _number(value: Any) -> float | None:  # noqa: ANN401 - JSON
 
 
 def _steps(report: dict[str, Any]) -> list[str]:
-    changed = [_text(s.get("operation")) or "?" for s in _list(report.get("steps_applied"))
-               if isinstance(s, dict) and s.get("changed")]
-    if changed:
-        return changed
-    planned = [_text(s.get("action")) + (" (refused)" if s.get("refused") else "")
-               for s in _list(_get(report, "plan", "steps")) if isinstance(s, dict)]
-    return planned
+    """The plan's actions this run carried out (any operation changed the host), or, when
+    nothing changed, the actions it planned or refused, marked so."""
+    steps = [s for s in _list(_get(report, "plan", "steps")) if isinstance(s, dict)]
+    applied = any(isinstance(s, dict) and s.get("changed")
+                  for s in _list(report.get("steps_applied")))
+    if applied:
+        return [_text(s.get("action")) for s in steps if not s.get("refused")]
+    if report.get("mode") == "dry":
+        return [_text(s.get("action")) + (" (refused)" if s.get("refused") else " (planned)")
+                for s in steps]
+    return [_text(s.get("action")) + " (refused)" for s in steps if s.get("refused")]
 
 
 def _evidence(report: dict[str, Any]) -> list[str]:

@@ -155,11 +155,17 @@ def _run_wave(cmd: list[str], env: dict[str, str], log: Any) -> int:  # noqa: AN
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
+        # a terminal's Ctrl-C reached pyinfra too: let it write its reports as interrupted
+        # (a second SIGINT would cut that short); only a signal sent to us alone is passed on
         try:
-            proc.wait(timeout=60)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         raise
 
 
@@ -213,7 +219,8 @@ def run(inventory_spec: str, canary: str = "1", wave_size: str = "25%", max_fail
             log(f"--> rollout: {name}: {', '.join(todo)}")
             env["OGF_ROLLOUT_WAVE"] = str(number)
             _run_wave(_pyinfra(inventory_spec, todo, reports, extra or [], False), env, log)
-            results = judge_wave(todo, runs.run_reports(reports, run_id=rollout_id))
+            results = judge_wave(todo, runs.run_reports(reports, run_id=rollout_id,
+                                                         mode="rollout"))
             state["hosts"].update(results)
             save_state(spath, state)
             failed = failures(state["hosts"])

@@ -76,6 +76,10 @@ def rolled(lab, tmp_path_factory):  # noqa: ANN001
     reports = tmp_path_factory.mktemp("rollout")
     reports.chmod(0o700)
     assert [h.name for h in lab.hosts] == HOSTS  # the inventory's order is the waves' order
+    untouched = {h.name: _upper_state(h.dir / "upper", WATCHED) for h in lab.hosts}
+    dry = _rollout(reports, "--dry")
+    dry_after = {h.name: _upper_state(h.dir / "upper", WATCHED) for h in lab.hosts}
+    dry_state = list(reports.glob("rollouts/*.json"))
     _inside(lab, BUSY, START_JOB)
     before = {h.name: _upper_state(h.dir / "upper", WATCHED) for h in lab.hosts}
     counted = generation_counts(lab)
@@ -87,10 +91,24 @@ def rolled(lab, tmp_path_factory):  # noqa: ANN001
     first_page = pages[0].read_text() if len(pages) == 1 else f"pages: {pages}"
     _inside(lab, BUSY, END_JOB)  # the job ended; its Ollama starts afresh
     second = _rollout(reports)
-    return {"reports": reports, "first": first, "second": second, "before": before,
+    return {"reports": reports, "dry": dry, "untouched": untouched, "dry_after": dry_after,
+            "dry_state": dry_state,
+            "first": first, "second": second, "before": before,
             "after": after, "counted": counted, "between": between,
             "first_reports": first_reports, "first_page": first_page,
             "final": runs.latest_by_host(reports)}
+
+
+def test_a_dry_rollout_prints_the_waves_and_each_plan_and_changes_nothing(rolled):
+    dry = rolled["dry"]
+    out = dry.stdout
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
+    assert f"  canary: {CANARY[0]}" in out and f"  wave 2: {', '.join(WAVE2)}" in out
+    assert "--> canary" in out and "--> wave 7" in out
+    assert f"    {BUSY}: env-forces-cpu -> planned" in out
+    assert "service_env: " in out.split(f"    {BUSY}:", 1)[1]  # its plan, step by step
+    assert rolled["dry_after"] == rolled["untouched"]
+    assert rolled["dry_state"] == []  # a dry run leaves no rollout to resume
 
 
 def test_the_rollout_stops_after_the_wave_whose_host_failed_verification(rolled):

@@ -25,10 +25,29 @@ def _report(result: str, primary: str = "env-forces-cpu", **more) -> dict:
 def test_a_row_says_what_the_host_has_what_was_wrong_what_was_done_and_the_proof():
     row = fleet.row("gpu-01", _report("verified"))
     assert row["gpu"] == "NVIDIA GeForce RTX 4090" and row["cause"] == "env-forces-cpu"
-    assert row["steps"] == ["Write the drop-in"] and row["result"] == "verified"
+    assert row["steps"] == ["service-env"] and row["result"] == "verified"
     assert (row["tokens_before"], row["tokens_after"], row["seconds"]) == (3.1, 44.8, 42.0)
     assert row["evidence"][0].startswith("env-forces-cpu:")
     assert row["plan"] == ["service-env: remove the variable"]
+
+
+def test_steps_say_what_was_done_planned_or_refused():
+    nothing = fleet.row("h", _report("refused", steps_applied=[], plan={"steps": [
+        {"action": "nvidia-driver", "refused": "allow_driver_change is off"}]}))
+    assert nothing["steps"] == ["nvidia-driver (refused)"]
+    dry = fleet.row("h", _report("planned", mode="dry", steps_applied=[]))
+    assert dry["steps"] == ["service-env (planned)"]
+
+
+def test_the_gpu_is_named_as_a_person_knows_it():
+    amd = _report("verified")
+    amd["diagnosis_before"]["summary"] = {"nvidia_gpus": [], "gpus": [
+        {"vendor": "AMD", "name": "Advanced Micro Devices, Inc. [AMD/ATI] Navi 22 [Radeon RX "
+         "6700/6700 XT/6750 XT / 6800M/6850M XT]"}]}
+    assert fleet.row("h", amd)["gpu"].startswith("AMD Navi 22 [Radeon RX 6700")
+    both = _report("verified")
+    both["diagnosis_before"]["summary"]["gpus"] = [{"vendor": "NVIDIA", "name": "AD102"}]
+    assert fleet.row("h", both)["gpu"] == "NVIDIA GeForce RTX 4090"  # one GPU, not two
 
 
 def test_a_host_the_rollout_never_reached_is_listed_as_untouched():
