@@ -86,7 +86,7 @@ def rolled(lab, tmp_path_factory):  # noqa: ANN001
     first = _rollout(reports)
     after = {h.name: _upper_state(h.dir / "upper", WATCHED) for h in lab.hosts}
     between = generation_counts(lab)
-    first_reports = runs.latest_by_host(reports)
+    first_reports = runs.latest_by_host(reports, ("rollout",))
     pages = list((reports / "pages").glob("*.html"))
     first_page = pages[0].read_text() if len(pages) == 1 else f"pages: {pages}"
     _inside(lab, BUSY, END_JOB)  # the job ended; its Ollama starts afresh
@@ -96,7 +96,7 @@ def rolled(lab, tmp_path_factory):  # noqa: ANN001
             "first": first, "second": second, "before": before,
             "after": after, "counted": counted, "between": between,
             "first_reports": first_reports, "first_page": first_page,
-            "final": runs.latest_by_host(reports)}
+            "final": runs.latest_by_host(reports, ("rollout",))}
 
 
 def test_a_dry_rollout_prints_the_waves_and_each_plan_and_changes_nothing(rolled):
