@@ -1,5 +1,5 @@
-"""`ollama-gpu-fix diagnose-bundle DIR [--json]`, `collect [DIR]`, `rollout INVENTORY` and
-`page`."""
+"""`ollama-gpu-fix diagnose-bundle DIR [--json]`, `collect [DIR]`, `rollout INVENTORY`,
+`page` and `check`."""
 
 from __future__ import annotations
 
@@ -82,6 +82,12 @@ def _page(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from ollama_gpu_fix.check import main as check
+
+    return check(args.state_dir, args.textfile_dir, args.generate)
+
+
 def version() -> str:
     from importlib import metadata  # 20 ms of imports: only when asked
 
@@ -142,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     page.add_argument("--run", default=None, metavar="ID", help="default: the latest run")
     page.add_argument("-o", "--output", default=None, metavar="FILE")
     page.set_defaults(func=_page)
+    chk = sub.add_parser(
+        "check", help="is Ollama still on the GPU? (the watchdog's check; exit 0/1/2/3)",
+        description="One watchdog check of this machine, as root: the probe without a "
+        "generation, the diagnosis, and the verdict. Prints one line; exits 0 OK, 1 WARNING, "
+        "2 CRITICAL (fallen back to the CPU), 3 UNKNOWN (the check could not run), as a "
+        "monitoring plugin does. With --textfile-dir, writes node_exporter's textfile metrics.")
+    chk.add_argument("--textfile-dir", metavar="DIR", default=None,
+                     help="node_exporter's --collector.textfile.directory")
+    chk.add_argument("--state-dir", metavar="DIR", default=None,
+                     help="default /var/lib/ollama-gpu-fix/watchdog")
+    chk.add_argument("--generate", action="store_true",
+                     help="when no model is loaded, time a bounded generation too")
+    chk.set_defaults(func=_check)
     return parser
 
 
