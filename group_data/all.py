@@ -39,3 +39,10 @@ min_gpu_percent = 100  # share of the model that must sit in VRAM (/api/ps size_
 # bounded generation first (verify_model, verify_tokens), as the fix always does
 observe_generate = False
 apt_lock_timeout = 120  # seconds to wait for another apt/dpkg before giving up
+# The watchdog: a systemd timer on each verified host that checks Ollama is still on the GPU
+# and writes node_exporter textfile metrics (README "Watchdog"); false removes it.
+install_watchdog = False
+watchdog_interval = 60  # seconds between two checks
+watchdog_textfile_dir = "/var/lib/prometheus/node-exporter"  # node_exporter's textfile dir
+watchdog_generate = False  # also time a bounded generation when no model is loaded
+use_watchdog_state = False  # deploys/diagnose.py reads the watchdog's last check instead

@@ -278,6 +278,74 @@ cmd_put() {
 	say "wrote $1"
 }
 
+# stage NAME PART BASE64: part PART (0, 1, ...) of a file too big for one command line (the
+# watchdog's zipapp), kept in the open transaction's stage/ (root's alone) until `place`
+cmd_stage() {
+	[ $# -eq 3 ] || fail "stage NAME PART CONTENT"
+	case $1 in '' | .* | *[!a-z0-9.-]*) fail "bad name $1" ;; esac
+	case $2 in '' | *[!0-9]*) fail "bad part $2" ;; esac
+	txn_open || fail "no open transaction"
+	[ -d "$TXN/stage" ] || mkdir -m 700 -- "$TXN/stage" || fail "cannot create $TXN/stage"
+	[ ! -L "$TXN/stage/$1" ] || fail "$TXN/stage/$1 is a link"
+	if [ "$2" = 0 ]; then
+		: >"$TXN/stage/$1" || fail "cannot stage $1"
+	fi
+	printf '%s' "$3" | base64 -d >>"$TXN/stage/$1" 2>/dev/null || fail "cannot stage $1"
+	say "staged $1 part $2"
+}
+
+# place PATH MODE GID OLD_SHA256 NAME SHA256: PATH (root's, MODE, group GID) holds the staged
+# NAME, when the stage is whole (its sha256 is SHA256) and PATH still is what it was read as
+cmd_place() {
+	[ $# -eq 6 ] || fail "place PATH MODE GID OLD NAME SHA256"
+	case $2 in [0-7][0-7][0-7]) ;; *) fail "bad mode $2" ;; esac
+	case $3 in '' | *[!0-9]*) fail "bad group $3" ;; esac
+	case $5 in '' | .* | *[!a-z0-9.-]*) fail "bad name $5" ;; esac
+	txn_open || fail "no open transaction"
+	pl_src=$TXN/stage/$5
+	if [ ! -f "$pl_src" ] || [ -L "$pl_src" ]; then fail "nothing staged as $5"; fi
+	[ "$(sha "$pl_src")" = "$6" ] || fail "the staged $5 is incomplete or damaged"
+	target "$1" || refuse "$WHY"
+	now_sha=$(sha "$1")
+	[ "$now_sha" = "$4" ] || refuse "$1 changed since it was read (expected $4, found $now_sha)"
+	p_dir=${1%/*}
+	[ -n "$p_dir" ] || p_dir=/
+	backup "$1"
+	[ -d "$p_dir" ] || mkdir -m 755 -- "$p_dir" || fail "cannot create $p_dir"
+	p_tmp=$(mktemp "$p_dir/.ogf-change.XXXXXX") || fail "cannot create a file in $p_dir"
+	if ! cat -- "$pl_src" >"$p_tmp" || ! chown "0:$3" -- "$p_tmp" || ! chmod "$2" -- "$p_tmp"; then
+		rm -f -- "$p_tmp"
+		fail "cannot write $1"
+	fi
+	mv -f -- "$p_tmp" "$1" || {
+		rm -f -- "$p_tmp"
+		fail "cannot replace $1"
+	}
+	rm -f -- "$pl_src"
+	say "wrote $1"
+}
+
+# timer enable|disable UNIT: the watchdog's timer (no other unit), started or stopped with it
+cmd_timer() {
+	[ $# -eq 2 ] || fail "timer enable|disable UNIT"
+	case $2 in ollama-gpu-fix-watchdog.timer) ;; *) fail "not the watchdog's timer: $2" ;; esac
+	txn_open || fail "no open transaction"
+	record "timer $1 $2 $(now)"
+	case $1 in
+	enable)
+		systemctl daemon-reload || fail "daemon-reload failed"
+		systemctl enable --now -- "$2" >/dev/null 2>&1 || fail "cannot enable $2"
+		say "enabled $2"
+		;;
+	disable)
+		systemctl disable --now -- "$2" >/dev/null 2>&1 || true
+		systemctl stop -- "${2%.timer}.service" >/dev/null 2>&1 || true
+		say "disabled $2"
+		;;
+	*) fail "timer enable|disable UNIT" ;;
+	esac
+}
+
 # fetch PATH MODE URL: PATH (when absent) holds what URL answers, at most 1 MiB (a signing key,
 # a keyring package), downloaded into the same root-owned directory and renamed into place.
 cmd_fetch() {
@@ -506,6 +574,9 @@ ogf_change_main() {
 	[ $# -gt 0 ] && shift
 	case $ogf_cmd in
 	put) cmd_put "$@" ;;
+	stage) cmd_stage "$@" ;;
+	place) cmd_place "$@" ;;
+	timer) cmd_timer "$@" ;;
 	fetch) cmd_fetch "$@" ;;
 	remove) cmd_remove "$@" ;;
 	read) cmd_read "$@" ;;

@@ -53,11 +53,65 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.chmod(tmp, mode)
+            os.fchmod(fh.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def open_dir(path: Path) -> int:
+    """A descriptor of directory PATH reached without following a link at any component, and
+    that is root's and writable by nobody else: what the textfile is written through.
+
+    node_exporter's directory sits below one its own user owns (Debian: /var/lib/prometheus
+    is prometheus's); a swap of a component after this walk cannot redirect the write, a
+    swap before it finds a link or a directory that is not root's, and nothing is written."""
+    if not path.is_absolute():
+        raise OSError(f"{path} is not an absolute path")
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in path.parts[1:]:
+            nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        st = os.fstat(fd)
+        if st.st_uid != 0 or st.st_mode & 0o022:
+            raise OSError(f"{path} is not root's alone (uid {st.st_uid}, mode "
+                          f"{st.st_mode & 0o777:o}): no textfile is written there")
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_textfile(directory: Path, text: str | None) -> None:
+    """DIRECTORY/ollama_gpu_fix.prom holds TEXT (None: it is removed), through the directory's
+    descriptor: a temporary name node_exporter skips (*.prom only), then a rename."""
+    dfd = open_dir(directory)
+    try:
+        if text is None:
+            try:
+                os.unlink(TEXTFILE, dir_fd=dfd)
+            except FileNotFoundError:
+                pass
+            return
+        tmp = f".{TEXTFILE}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                     dir_fd=dfd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                os.fchmod(fh.fileno(), 0o644)
+            os.replace(tmp, TEXTFILE, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=dfd)
+            except OSError:
+                pass
+            raise
+    finally:
+        os.close(dfd)
 
 
 def _read_state(state_dir: Path) -> watchdog.State:
@@ -89,17 +143,30 @@ def run_check(state_dir: Path = STATE_DIR, textfile_dir: Path | None = None,
     write_atomic(state_dir / "state.json", check.state.dumps(), 0o600)
     write_atomic(state_dir / "last-check.json",
                  json.dumps(watchdog.record(check), indent=1) + "\n", 0o600)
-    if textfile_dir is not None and check.ollama:
-        write_atomic(textfile_dir / TEXTFILE, watchdog.exposition(check))
-    elif textfile_dir is not None:
-        (textfile_dir / TEXTFILE).unlink(missing_ok=True)  # quiet: no series without Ollama
+    if textfile_dir is not None and textfile_dir.is_dir():  # no node_exporter: nothing
+        # no Ollama: no series at all (a quiet host, not a zero to alert on)
+        write_textfile(textfile_dir, watchdog.exposition(check) if check.ollama else None)
     return check
 
 
-def main(state_dir: str | None, textfile_dir: str | None, generate: bool) -> int:
+def retire(state_dir: Path = STATE_DIR, textfile_dir: Path | None = None) -> None:
+    """The watchdog is being removed: its textfile goes (no stale series) and its state."""
+    if textfile_dir is not None and textfile_dir.is_dir():
+        write_textfile(textfile_dir, None)
+    for name in ("state.json", "last-check.json"):
+        (state_dir / name).unlink(missing_ok=True)
+
+
+def main(state_dir: str | None, textfile_dir: str | None, generate: bool,
+         retiring: bool = False) -> int:
     """The CLI: one line (status and summary, as a monitoring plugin prints it), the status."""
     from ollama_gpu_fix.report import printable
 
+    if retiring:
+        retire(Path(state_dir) if state_dir else STATE_DIR,
+               Path(textfile_dir) if textfile_dir else None)
+        print("OK: the watchdog's textfile and state are removed")
+        return watchdog.OK
     try:
         check = run_check(Path(state_dir) if state_dir else STATE_DIR,
                           Path(textfile_dir) if textfile_dir else None, generate)

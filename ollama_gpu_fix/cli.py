@@ -85,7 +85,7 @@ def _page(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from ollama_gpu_fix.check import main as check
 
-    return check(args.state_dir, args.textfile_dir, args.generate)
+    return check(args.state_dir, args.textfile_dir, args.generate, args.retire)
 
 
 def version() -> str:
@@ -160,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="default /var/lib/ollama-gpu-fix/watchdog")
     chk.add_argument("--generate", action="store_true",
                      help="when no model is loaded, time a bounded generation too")
+    chk.add_argument("--retire", action="store_true", help=argparse.SUPPRESS)  # its removal
     chk.set_defaults(func=_check)
     return parser
 

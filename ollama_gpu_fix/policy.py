@@ -72,6 +72,14 @@ class Policy:
     # and the GPU's process list as found; the fix always observes with a generation)
     observe_generate: bool = False
     apt_lock_timeout: int = 120  # seconds to wait for another apt/dpkg to finish
+    # the watchdog (a systemd timer on the host; README "Watchdog"): off by default; turning it
+    # off again removes it
+    install_watchdog: bool = False
+    watchdog_interval: int = 60  # seconds between two checks
+    watchdog_textfile_dir: str = "/var/lib/prometheus/node-exporter"  # node_exporter's
+    watchdog_generate: bool = False  # time a bounded generation when no model is loaded
+    # deploys/diagnose.py: read the watchdog's last check instead of probing
+    use_watchdog_state: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
@@ -197,7 +205,8 @@ def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) 
     raw = get("report_dir")
     values["report_dir"] = _report_dir("reports" if raw is None else raw, cwd)
     for key in ("allow_packages", "allow_driver_change", "allow_reboot", "verify_pull",
-                "verify_cpu_baseline", "allow_http_mirror", "observe_generate"):
+                "verify_cpu_baseline", "allow_http_mirror", "observe_generate",
+                "install_watchdog", "watchdog_generate", "use_watchdog_state"):
         if get(key) is not None:
             values[key] = _bool(key, get(key))
     if get("cuda_min_version") is not None:
@@ -221,9 +230,17 @@ def policy_from_host_data(data: Mapping[str, Any], cwd: str | os.PathLike[str]) 
             raise PolicyError("verify_model", f"must be a model name (qwen2.5:0.5b), got {model!r}")
         values["verify_model"] = model
     for key, low, high in (("verify_tokens", 1, 32), ("verify_timeout", 5, 900),
-                           ("min_gpu_percent", 1, 100), ("apt_lock_timeout", 0, 3600)):
+                           ("min_gpu_percent", 1, 100), ("apt_lock_timeout", 0, 3600),
+                           ("watchdog_interval", 5, 86400)):
         if get(key) is not None:
             values[key] = _int(key, get(key), low, high)
+    if get("watchdog_textfile_dir") is not None:
+        raw = get("watchdog_textfile_dir")
+        if not isinstance(raw, str) or not re.fullmatch(r"(/[A-Za-z0-9._-]+)+", raw) \
+                or "/../" in raw + "/" or "/./" in raw + "/":
+            raise PolicyError("watchdog_textfile_dir", f"must be an absolute directory path "
+                              f"of letters, digits, '.', '_' and '-', got {raw!r}")
+        values["watchdog_textfile_dir"] = raw
     extra = {k: v for k, v in data.items() if k not in known}
     return Policy(**values, extra=extra)
 

@@ -162,6 +162,11 @@ ogf_main() {
 	case ${OGF_OBSERVE:-} in generate | look) ogf_sec observation.txt ogf_observe ;; esac
 	ogf_serve_log
 	ogf_dmesg
+	# the watchdog's last check (root's own file, written by its timer)
+	ogf_f=/var/lib/ollama-gpu-fix/watchdog/last-check.json
+	if [ -f "$ogf_f" ] && [ ! -L "$ogf_f" ]; then
+		ogf_sec watchdog.json ogf_rd "$ogf_f"
+	fi
 }
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -329,6 +334,21 @@ ogf_meta() {
 		done <"$ogf_j"
 		echo "txn=$ogf_t"
 	fi
+	# the watchdog this tool installs (root's own files; README "Watchdog"): the fix compares
+	# their sha256 with what it would install, and needs Python 3.10+ for it
+	for ogf_f in /usr/local/lib/ollama-gpu-fix/ogf-check.pyz \
+		/etc/systemd/system/ollama-gpu-fix-watchdog.service \
+		/etc/systemd/system/ollama-gpu-fix-watchdog.timer; do
+		if [ -f "$ogf_f" ] && [ ! -L "$ogf_f" ] && ogf_have sha256sum; then
+			ogf_h=$(ogf_run sha256sum -- "$ogf_f")
+			echo "watchdog.file=${ogf_h%% *} $ogf_f"
+		fi
+	done
+	if [ -d /run/systemd/system ] && ogf_have systemctl; then
+		echo "watchdog.timer=$(ogf_run systemctl is-enabled ollama-gpu-fix-watchdog.timer)/$(ogf_run systemctl is-active ollama-gpu-fix-watchdog.timer)"
+	fi
+	[ -x /usr/bin/python3 ] &&
+		echo "python3.version=$(ogf_run /usr/bin/python3 -I -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 	echo "mainpid=$MAINPID"
 	echo "server=${TRUSTED_SERVER:-none}"
 	if [ -n "$API_OK" ]; then echo "api=$API_URL"; else echo "api=skipped"; fi

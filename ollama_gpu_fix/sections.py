@@ -48,6 +48,7 @@ SECTIONS: tuple[str, ...] = (
     "journalctl.txt",
     "dmesg.txt",
     "docker-run.txt",
+    "watchdog.json",  # * the watchdog's last check (README "Watchdog"), when it runs here
 )
 
 # Files read as free-form log evidence besides the named log sections.

@@ -26,7 +26,7 @@ API not the service's own (`untrusted` says why), no model loaded or runnable (`
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from ollama_gpu_fix.records import field, record
 
@@ -62,6 +62,9 @@ class ProbeMeta:
     arch: str | None = None
     rolled_back: list[str] = field(default_factory=list)  # fingerprints of undone fixes
     transaction: str | None = None  # "open": an earlier fix was interrupted (its journal)
+    watchdog_files: dict[str, str] = field(default_factory=dict)  # installed path -> sha256
+    watchdog_timer: str | None = None  # "enabled/active" (is-enabled/is-active of its timer)
+    python3: str | None = None  # /usr/bin/python3's version, "3.11" (the watchdog runs it)
     # who listens on the API's port: "server" (the service or its child), "foreign:PID"
     api_owner: str | None = None
     raw: list[Line] = field(default_factory=list)
@@ -512,6 +515,7 @@ class Snapshot:
     dmesg: list[Line] | None = None
     traces: list[tuple[str, Line]] | None = None  # (platform, line): parsers/traces.py
     container_run: ContainerRun | None = None
+    watchdog: dict[str, Any] | None = None  # watchdog.json: the watchdog's last check
     sections: list[str] = field(default_factory=list)  # bundle files that were present
     # what could not be read or parsed, and why (a failed reader is reported, never silent)
     problems: list[str] = field(default_factory=list)

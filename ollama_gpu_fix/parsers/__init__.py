@@ -57,6 +57,7 @@ _TABLE: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "log": ("ollama_log", "parse", None),
     "dmesg": ("kernel", "parse_dmesg", ("dmesg.txt",)),
     "container_run": ("containers", "parse", ("docker-run.txt",)),
+    "watchdog": ("watchdog_state", "parse", ("watchdog.json",)),
     # platform and packaging traces: any file may hold one (a pasted excerpt)
     "traces": ("traces", "parse", None),
 }

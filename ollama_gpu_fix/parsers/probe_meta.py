@@ -45,6 +45,14 @@ def parse(sections: Mapping[str, str]) -> ProbeMeta | None:
             meta.rolled_back.append(value)
         elif key == "txn":
             meta.transaction = value if value in ("open", "none") else None
+        elif key == "watchdog.file":
+            digest, _, path = value.partition(" ")
+            if re.fullmatch(r"[0-9a-f]{64}", digest) and path.startswith("/"):
+                meta.watchdog_files[path] = digest
+        elif key == "watchdog.timer" and re.fullmatch(r"[a-z-]{0,20}/[a-z-]{0,20}", value):
+            meta.watchdog_timer = value
+        elif key == "python3.version" and re.fullmatch(r"\d{1,2}\.\d{1,3}", value):
+            meta.python3 = value
         elif key == "api-owner" and (value == "server" or re.fullmatch(r"foreign:\d{1,10}", value)):
             meta.api_owner = value
     return meta
