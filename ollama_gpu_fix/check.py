@@ -114,6 +114,15 @@ def write_textfile(directory: Path, text: str | None) -> None:
         os.close(dfd)
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of the children it waited for (the probe)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _read_state(state_dir: Path) -> watchdog.State:
     try:
         with open(state_dir / "state.json", encoding="utf-8") as fh:
@@ -127,6 +136,7 @@ def run_check(state_dir: Path = STATE_DIR, textfile_dir: Path | None = None,
     from ollama_gpu_fix.parsers import build_snapshot
     from ollama_gpu_fix.rules import diagnose
 
+    started = _cpu()
     _private_dir(state_dir)
     sections = _probe("look")
     snapshot = build_snapshot(sections)
@@ -140,6 +150,7 @@ def run_check(state_dir: Path = STATE_DIR, textfile_dir: Path | None = None,
         generated = observed.tokens_per_s if observed is not None else None
     diagnosis = diagnose(snapshot)
     check = watchdog.assess(snapshot, diagnosis, _read_state(state_dir), time.time(), generated)
+    check.cpu_seconds = _cpu() - started
     write_atomic(state_dir / "state.json", check.state.dumps(), 0o600)
     write_atomic(state_dir / "last-check.json",
                  json.dumps(watchdog.record(check), indent=1) + "\n", 0o600)

@@ -81,6 +81,7 @@ class Check:
     new_errors: list[str]  # GPU error lines first seen in this check
     state: State
     ollama: bool  # Ollama is on this host (else the check stays quiet)
+    cpu_seconds: float | None = None  # what this check cost (its process and the probe's)
 
 
 def _error_lines(snapshot: Snapshot) -> list[tuple[str, str, str]]:
@@ -196,6 +197,10 @@ def exposition(check: Check) -> str:
     if state.checked_at is not None:
         family("ollama_gpu_fix_watchdog_last_check_timestamp_seconds",
                "When the watchdog last checked this host.", [({}, round(state.checked_at, 3))])
+    if check.cpu_seconds is not None:
+        family("ollama_gpu_fix_watchdog_check_cpu_seconds",
+               "CPU time the last check took (its process and the probe it ran).",
+               [({}, round(check.cpu_seconds, 3))])
     if check.fallback and state.fell_back_at is not None:
         family("ollama_gpu_fix_fallback_since_timestamp_seconds",
                "When the current fallback was first seen.", [({}, round(state.fell_back_at, 3))])
@@ -206,4 +211,5 @@ def record(check: Check) -> dict[str, Any]:
     """The last check as the fleet reads it (deploys/diagnose.py with use_watchdog_state)."""
     return {"status": STATUS[check.status], "summary": check.summary, "code": check.code,
             "fallback": check.fallback, "models": check.models, "new_errors": check.new_errors,
-            "ollama": check.ollama, **asdict(check.state), "seen": len(check.state.seen)}
+            "ollama": check.ollama, "cpu_seconds": check.cpu_seconds, **asdict(check.state),
+            "seen": len(check.state.seen)}

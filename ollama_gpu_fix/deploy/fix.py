@@ -29,6 +29,7 @@ from ollama_gpu_fix import actions as act
 from ollama_gpu_fix import preflight as pf
 from ollama_gpu_fix import report, runs
 from ollama_gpu_fix.deploy import cliguard
+from ollama_gpu_fix.deploy import watchdog as wd
 from ollama_gpu_fix.deploy.connections import absolute_shell, on_lost, tolerate_lost_connections
 from ollama_gpu_fix.deploy.diagnose import bad_host_data, nothing_to_confirm
 from ollama_gpu_fix.deploy.facts import OBSERVE_TIMEOUT, OllamaGpuProbe
@@ -412,7 +413,31 @@ def _apply(host: Host, the_plan: Plan, steps: list, snapshot: Snapshot, diagnosi
 
     verify_gpu(name="Verify: the model runs on the GPU", settings=settings, record=record,
                changed=changed, observed=(lambda: observed) if settings["observed"] else None)
+    _watchdog(host, snapshot, policy, fix_report)
     return the_plan
+
+
+def _watchdog(host: Host, snapshot: Snapshot, policy: Policy, fix_report: FixReport) -> None:
+    """After the verification (a failed host runs nothing more): the watchdog as the knob
+    says, installed or updated on a verified host, removed when the knob is off."""
+    if not wd.needed(snapshot, policy):
+        return
+    meta = snapshot.probe
+    why = wd.refusal(snapshot) if policy.install_watchdog else None
+    if why:
+        logger.warning(f"{host.print_prefix}watchdog not installed: {why}")
+        fix_report.data["watchdog"] = {"wanted": True, "installed": False, "reason": why}
+        return
+    fix_report.data["watchdog"] = {"wanted": policy.install_watchdog,
+                                   "interval_s": policy.watchdog_interval,
+                                   "textfile_dir": policy.watchdog_textfile_dir}
+    wd.watchdog(name="Watchdog: " + ("install or update" if policy.install_watchdog
+                                     else "remove"),
+                install=policy.install_watchdog,
+                files=wd.wanted(policy) if policy.install_watchdog else {},
+                present=dict(meta.watchdog_files) if meta else {},
+                timer=meta.watchdog_timer if meta else None,
+                textfile_dir=policy.watchdog_textfile_dir)
 
 
 @deploy("Verify Ollama's GPU")

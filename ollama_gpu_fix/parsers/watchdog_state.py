@@ -13,7 +13,7 @@ from typing import Any
 
 MAX_BYTES = 65536
 _TEXT = {"status": 16, "summary": 300, "code": 64}
-_TIMES = ("checked_at", "fell_back_at", "verified_at", "tokens_per_s")
+_TIMES = ("checked_at", "fell_back_at", "verified_at", "tokens_per_s", "cpu_seconds")
 
 
 def parse(sections: Mapping[str, str]) -> dict[str, Any] | None:
