@@ -7,7 +7,7 @@ Pure: reads report dicts (docs/report-schema.md), never a host. The fleet page
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from ollama_gpu_fix.report import printable
@@ -95,13 +95,34 @@ def _evidence(report: dict[str, Any]) -> list[str]:
     return out
 
 
+def _when(value: Any) -> str:  # noqa: ANN401 - JSON
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "?"
+    try:
+        return datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def _watchdog(report: dict[str, Any]) -> str:
+    """What the host's watchdog last said: a fallback since the fix, with when and why."""
+    state = report.get("watchdog_state") or _get(report, "snapshot", "watchdog")
+    if not isinstance(state, dict):
+        return ""
+    if state.get("fallback") is True:
+        return (f"fell back {_when(state.get('fell_back_at'))}"
+                f" ({_text(state.get('code')) or '?'})")
+    status = _text(state.get("status"))
+    return f"{status}, checked {_when(state.get('checked_at'))}" if status else ""
+
+
 def row(host: str, report: dict[str, Any] | None) -> dict[str, Any]:
     """One host's line: what it has, what was wrong, what was done, whether it was proven."""
     if report is None:
         return {"host": host, "gpu": "", "cause": "", "steps": [], "result": "not run",
                 "state": "untouched", "verification": "", "tokens_before": None,
                 "tokens_after": None, "seconds": None, "mode": "", "wave": None,
-                "reason": "", "evidence": [], "plan": [], "file": None}
+                "reason": "", "evidence": [], "plan": [], "file": None, "watchdog": ""}
     verification = report.get("verification")
     verification = verification if isinstance(verification, dict) else {}
     before = _get(report, "snapshot", "observation", "tokens_per_s")
@@ -129,6 +150,7 @@ def row(host: str, report: dict[str, Any] | None) -> dict[str, Any]:
         "evidence": _evidence(report),
         "plan": plan,
         "file": _text(report.get("_file")) or None,
+        "watchdog": _watchdog(report),
     }
 
 

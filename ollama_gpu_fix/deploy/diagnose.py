@@ -45,6 +45,7 @@ class Settings:
     observe_generate: bool = False  # a bounded generation before reading /api/ps
     verify_model: str | None = None
     verify_tokens: int = 4
+    use_watchdog_state: bool = False  # read the watchdog's last check instead of probing
 
 
 @dataclass
@@ -75,13 +76,15 @@ def validate_host_data(data: dict[str, Any], cwd: str | os.PathLike[str]) -> Set
     if problem:
         raise DeployError(f"host data report_dir={raw!r}: {problem}")
     # the observation's knobs, checked as the fix checks them (ollama_gpu_fix.policy)
-    wanted = {k: data.get(k) for k in ("observe_generate", "verify_model", "verify_tokens")}
+    wanted = {k: data.get(k) for k in ("observe_generate", "verify_model", "verify_tokens",
+                                       "use_watchdog_state")}
     try:
         policy: Policy = policy_from_host_data({"report_dir": str(path), **wanted}, cwd)
     except PolicyError as exc:
         raise DeployError(str(exc)) from exc
     return Settings(report_dir=path, observe_generate=policy.observe_generate,
-                    verify_model=policy.verify_model, verify_tokens=policy.verify_tokens)
+                    verify_model=policy.verify_model, verify_tokens=policy.verify_tokens,
+                    use_watchdog_state=policy.use_watchdog_state)
 
 
 def bad_host_data(host: Host, message: str) -> None:
@@ -118,6 +121,10 @@ def diagnose_host(host: Host | None = None) -> HostDiagnosis | None:
     except DeployError as exc:
         bad_host_data(host, str(exc))
         return None
+    if settings.use_watchdog_state:
+        done = _from_watchdog(host, settings)
+        if done is not None:
+            return done
     with waiting(host, "the probe"):
         sections = host.get_fact(
             OllamaGpuProbe, observe="generate" if settings.observe_generate else "look",
@@ -134,6 +141,34 @@ def diagnose_host(host: Host | None = None) -> HostDiagnosis | None:
     path = run.path_for(settings.report_dir, host.name)
     data = {**runs.envelope(run, host.name), "result": "diagnosed",
             **report.to_json(snapshot, diagnosis, probe_sections=sorted(sections))}
+    try:
+        runs.write(run, path, data)
+    except OSError as exc:
+        raise DeployError(f"cannot write the report {path}: {exc.strerror or exc}") from exc
+    logger.info(f"{host.print_prefix}report: {path}")
+    return HostDiagnosis(host.name, sections, snapshot, diagnosis, path)
+
+
+def _from_watchdog(host: Host, settings: Settings) -> HostDiagnosis | None:
+    """The watchdog's last check instead of a probe (one small read); None when the host has
+    none (then it is probed as usual)."""
+    from ollama_gpu_fix.deploy.facts import WatchdogLastCheck
+
+    text = host.get_fact(WatchdogLastCheck)
+    sections = {"watchdog.json": text} if text else {}
+    snapshot = build_snapshot(sections)
+    state = snapshot.watchdog
+    if not state:
+        logger.info(f"{host.print_prefix}no watchdog state here: probing instead")
+        return None
+    diagnosis = Diagnosis(findings=[], primary=str(state.get("code") or (
+        "ok-gpu" if state.get("status") == "OK" else "not-enough-evidence")))
+    logger.info(f"{host.print_prefix}watchdog: {state.get('status')}: "
+                f"{report.printable(str(state.get('summary', '')))[:300]}")
+    run = runs.current("diagnose")
+    path = run.path_for(settings.report_dir, host.name)
+    data = {**runs.envelope(run, host.name), "result": "diagnosed", "source": "watchdog",
+            "primary": diagnosis.primary, "watchdog_state": state}
     try:
         runs.write(run, path, data)
     except OSError as exc:

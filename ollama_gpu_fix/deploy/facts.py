@@ -56,6 +56,25 @@ class OllamaGpuProbe(FactBase[dict[str, str]]):
         return split_stream(output)
 
 
+class WatchdogLastCheck(FactBase[str]):
+    """The watchdog's last check on the host (root's regular file, at most 64 KiB; "" when
+    there is none): what `use_watchdog_state` reads instead of a probe."""
+
+    PATH = "/var/lib/ollama-gpu-fix/watchdog/last-check.json"
+
+    @staticmethod
+    def default() -> str:
+        return ""
+
+    def command(self) -> str:
+        path = self.PATH
+        return (f"if [ -f {path} ] && [ ! -L {path} ] && [ \"$(stat -c %u {path})\" = 0 ]; "
+                f"then head -c 65536 {path}; fi; true")
+
+    def process(self, output: list[str]) -> str:
+        return "\n".join(output)
+
+
 def verify_script() -> str:
     """verify.sh after the shared helpers (shlib.sh): the one remote command's text."""
     return script("verify")

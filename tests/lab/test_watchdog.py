@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +194,28 @@ def test_turning_the_knob_off_removes_the_watchdog_and_its_series(lab, installed
                         "2>&1 || true").strip()
         assert state in ("not-found", "") or "No such file" in state or "not" in state, state
     assert runs.run_reports(installed["reports"] / "off")
+
+
+def test_the_fleet_reads_the_watchdogs_state_and_the_page_shows_who_fell_back(
+        lab, installed):
+    """`deploys/diagnose.py` with use_watchdog_state: one small read per host instead of a
+    probe; the fleet page names the host that fell back since its fix, and when."""
+    from tests.lab import diagnose_run
+
+    name, breaks, repairs, code = BREAKS["cpu-variable"]
+    _wait(lab, name, lambda t: _fallback(t)[0] == 0, FLIP_S)
+    _inside(lab, name, breaks)
+    try:
+        _wait(lab, name, lambda t: _fallback(t)[0] == 1, FLIP_S)
+        reports = installed["reports"] / "from-watchdog"
+        result = diagnose_run.run(reports, extra=["--data", "use_watchdog_state=true"])
+        assert result.returncode == 0, result.output[-3000:]
+        got = result.reports
+        assert {r.get("source") for r in got.values()} == {"watchdog"}, got
+        assert got[name]["primary"] == code and got[name]["watchdog_state"]["fallback"]
+        page = re.search(r"--> fleet page: (\S+)", result.output)
+        assert page, result.output[-2000:]
+        html = Path(page.group(1)).read_text()
+        assert "fell back " in html and f"({code})" in html
+    finally:
+        _inside(lab, name, repairs)
