@@ -123,7 +123,9 @@ def assess(snapshot: Snapshot, diagnosis: Diagnosis, before: State, now: float,
     new = [text for text, _ in fresh]
     state.seen = ([d for d in before.seen if d in {e[0] for e in errors}]
                   + [d for d, _, _ in errors if d not in seen])[-MAX_SEEN:]
-    off_gpu = {name: share for name, share in models.items() if share < 1.0}
+    # on a machine with no GPU the CPU is where a model belongs (the fix verified just that)
+    off_gpu = {} if diagnosis.primary == "no-gpu" else {
+        name: share for name, share in models.items() if share < 1.0}
     on_gpu = bool(models) and not off_gpu
     observed = snapshot.observation
     runner = observed.runner_on_gpu if observed is not None else None

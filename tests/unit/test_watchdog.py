@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +128,17 @@ def test_a_gpu_error_line_is_new_once():
     assert again.new_errors == [] and again.status == watchdog.OK
 
 
+def test_a_machine_without_a_gpu_runs_its_model_on_the_cpu_quietly():
+    sections = _host(ps=[_model(0.0)])
+    for name in ("nvidia-smi-query.csv", "pci-devices.txt", "proc-driver-nvidia-version.txt"):
+        sections.pop(name)
+    sections["pci-devices.txt"] = "0000:00:01.0 0x1234 0x1111 0x030000 bochs-drm\n"
+    sections["journalctl.txt"] = START[0] + "\n"
+    check = _check(sections)
+    assert check.status == watchdog.OK and not check.fallback, check.summary
+    assert check.models == {"qwen2.5:7b": 0.0}  # still reported: 0 of it in VRAM
+
+
 def test_a_host_without_ollama_stays_quiet():
     check = _check(_host(ollama=False))
     assert check.status == watchdog.OK and not check.ollama and not check.fallback
@@ -181,3 +193,14 @@ def test_promtool_accepts_the_textfile(promtool, case):
                          text=True, timeout=60)
     assert res.returncode == 0 and not res.stdout.strip() and not res.stderr.strip(), (
         res.stdout + res.stderr + "\n" + text)
+
+
+def test_promtool_accepts_the_sample_alert_rules(promtool):
+    rules = Path(__file__).resolve().parents[2] / "docs/prometheus/ollama-gpu-fix.rules.yml"
+    res = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0 and "SUCCESS: 4 rules found" in res.stdout, res.stdout + res.stderr
+    for name in ("ollama_gpu_fallback", "ollama_gpu_offload_ratio",
+                 "ollama_gpu_fix_watchdog_last_check_timestamp_seconds",
+                 "ollama_gpu_fix_last_verified_timestamp_seconds"):
+        assert name in rules.read_text()
