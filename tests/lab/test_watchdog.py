@@ -182,20 +182,6 @@ def test_without_node_exporter_no_textfile_and_without_ollama_quiet_and_cheap(la
     assert all(isinstance(c, float) and c < 3.0 for c in costs), costs
 
 
-def test_turning_the_knob_off_removes_the_watchdog_and_its_series(lab, installed):
-    off = fix_run.run(installed["reports"] / "off", ["--data", "install_watchdog=false"])
-    assert off.json_ok, off.note
-    for name in ("nvidia-healthy", "amd-gfx1100-nogroups"):
-        merged = _host(lab, name).merged
-        assert not (merged / "usr/local/lib/ollama-gpu-fix/ogf-check.pyz").exists(), name
-        assert not (merged / "etc/systemd/system/ollama-gpu-fix-watchdog.timer").exists()
-        assert _read(lab, name, TEXTFILE) is None, name  # no stale series left behind
-        state = _inside(lab, name, "systemctl is-enabled ollama-gpu-fix-watchdog.timer "
-                        "2>&1 || true").strip()
-        assert state in ("not-found", "") or "No such file" in state or "not" in state, state
-    assert runs.run_reports(installed["reports"] / "off")
-
-
 def test_the_fleet_reads_the_watchdogs_state_and_the_page_shows_who_fell_back(
         lab, installed):
     """`deploys/diagnose.py` with use_watchdog_state: one small read per host instead of a
@@ -219,3 +205,17 @@ def test_the_fleet_reads_the_watchdogs_state_and_the_page_shows_who_fell_back(
         assert "fell back " in html and f"({code})" in html
     finally:
         _inside(lab, name, repairs)
+
+
+def test_turning_the_knob_off_removes_the_watchdog_and_its_series(lab, installed):
+    off = fix_run.run(installed["reports"] / "off", ["--data", "install_watchdog=false"])
+    assert off.json_ok, off.note
+    for name in ("nvidia-healthy", "amd-gfx1100-nogroups"):
+        merged = _host(lab, name).merged
+        assert not (merged / "usr/local/lib/ollama-gpu-fix/ogf-check.pyz").exists(), name
+        assert not (merged / "etc/systemd/system/ollama-gpu-fix-watchdog.timer").exists()
+        assert _read(lab, name, TEXTFILE) is None, name  # no stale series left behind
+        state = _inside(lab, name, "systemctl is-enabled ollama-gpu-fix-watchdog.timer "
+                        "2>&1 || true").strip()
+        assert state in ("not-found", "") or "No such file" in state or "not" in state, state
+    assert runs.run_reports(installed["reports"] / "off")
