@@ -29,9 +29,19 @@ INTERRUPTED = "interrupted by the user (Ctrl-C)"
 
 
 def _on_interrupt(signum: int, frame: Any) -> None:  # noqa: ANN401 - a frame
+    """Finish the reports and the table, then leave at once. Not sys.exit: the signal lands in
+    whichever greenlet runs (a deploy file loading, an operation), and a SystemExit raised
+    there can leave gevent's hub waiting for ever (seen: a Ctrl-C during the prepare stage
+    hung pyinfra after "Disconnecting from hosts"). Connections die with the process."""
     runs.interrupted(INTERRUPTED)
     print("Exiting upon user request!", file=sys.stderr)
-    sys.exit(128 + signal.SIGINT)
+    try:
+        runs.finish_open_reports()
+        fleet_summary()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(128 + signal.SIGINT)
 
 
 def guard_inventory() -> None:
