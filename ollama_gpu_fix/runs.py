@@ -21,6 +21,7 @@ import re
 import secrets
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,6 +33,19 @@ SCHEMA_VERSION = 2
 INDEX = "index.json"
 INDEX_SCHEMA = "ollama-gpu-fix/index"
 INDEX_MAX_RUNS = 500  # the index stays small; the per-host files stay as they are
+# ... and below read_index's 8 MiB: older runs go once the host lines beyond the newest run's
+# pass this (~120 bytes a line: 500 runs of 128 hosts would reach 8 MiB, and a longer index
+# is unreadable, so it would start again empty)
+INDEX_MAX_LINES = 40_000
+# index.json is one file, rewritten whole under a lock. Rewritten at every report write, a run
+# of N hosts paid O(N) per write, O(N^2) in all, and O(index) per write in a report_dir with
+# history (bench/scale.py; docs/scale.md). So this process keeps its index lines and rewrites
+# the index when the writes waiting reach a tenth of the lines it lists (a small index: at
+# every write, as before) or at a write INDEX_MAX_LAG seconds after its last rewrite, on a read
+# through read_index, and at exit: the rewrites of a run cost O(N) in all. A process killed
+# with SIGKILL loses its last lines of the index (its report files are all there).
+INDEX_BATCH = 10
+INDEX_MAX_LAG = 5.0
 MODES = ("diagnose", "dry", "fix", "verify", "rollout")
 # results a run ends with; "planned" is final only for a dry run and "diagnosed" only for a
 # diagnosis, "applying" never is (rewritten as interrupted at exit)
@@ -70,6 +84,7 @@ class Run:
     started_at: str
     rollout: dict[str, Any] | None = None
     files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (dir, host) -> file
+    taken: set[Path] = field(default_factory=set, repr=False)  # files' values, for O(1) lookup
     open: dict[Path, dict[str, Any]] = field(default_factory=dict)  # written, not final
     # what a report still open at exit says of the host's state (its steps applied so far)
     on_interrupt: dict[Path, Callable[[dict[str, Any]], None]] = field(default_factory=dict)
@@ -82,10 +97,11 @@ class Run:
             folder = report_dir / safe_file_name(host)
             path = folder / f"{stamp}-{self.mode}.json"
             n = 2
-            while path.exists() or path in self.files.values():
+            while path.exists() or path in self.taken:  # a set: one host costs O(1), not O(N)
                 path = folder / f"{stamp}-{self.mode}-{n}.json"
                 n += 1
             self.files[key] = path
+            self.taken.add(path)
         return self.files[key]
 
 
@@ -175,35 +191,89 @@ def _atomic(path: Path, text: str) -> None:
         raise
 
 
+# index lines this process has not written yet: report_dir -> (run_id, mode) -> its run, the
+# hosts' lines and the latest end; writes waiting per report_dir; when the index was last
+# rewritten and how many host lines it listed then
+_PENDING: dict[Path, dict[tuple[str, str], dict[str, Any]]] = {}
+_WAITING: dict[Path, int] = {}
+_FLUSHED: dict[Path, tuple[float, int]] = {}
+
+
 def _index(report_dir: Path, run: Run, data: dict[str, Any], path: Path) -> None:
-    """Add or update this host's line of this run in index.json, under a lock (several
-    processes, a rollout's waves, may write one report_dir)."""
+    """Add or update this host's line of this run in index.json: now, or batched (INDEX_BATCH)."""
+    key = Path(os.path.abspath(report_dir))
+    entry = _PENDING.setdefault(key, {}).setdefault(
+        (run.run_id, run.mode), {"run": run, "hosts": {}, "ended_at": None})
+    entry["hosts"][data.get("host", path.parent.name)] = {
+        "file": str(path.relative_to(report_dir)), "result": data.get("result"),
+        "primary": data.get("primary")}
+    if data.get("ended_at"):
+        entry["ended_at"] = max(entry["ended_at"] or "", data["ended_at"])
+    _WAITING[key] = _WAITING.get(key, 0) + 1
+    last = _FLUSHED.get(key)
+    if (last is None or _WAITING[key] * INDEX_BATCH >= last[1]
+            or time.monotonic() - last[0] >= INDEX_MAX_LAG):
+        flush_index(key)
+
+
+def flush_index(report_dir: Path | None = None) -> None:
+    """Write the index lines this process holds (REPORT_DIR's, else all) into index.json,
+    under a lock (several processes, a rollout's waves, may write one report_dir)."""
+    folders = list(_PENDING) if report_dir is None else [Path(os.path.abspath(report_dir))]
+    for folder in folders:
+        waiting = _PENDING.pop(folder, None)
+        if not waiting:
+            continue
+        try:
+            lines = _rewrite_index(folder, waiting)
+        except BaseException:
+            _PENDING[folder] = waiting  # kept for the next try (nothing was added meanwhile)
+            raise
+        _WAITING.pop(folder, None)
+        _FLUSHED[folder] = (time.monotonic(), lines)
+
+
+def _rewrite_index(report_dir: Path, waiting: dict[tuple[str, str], dict[str, Any]]) -> int:
     lock = os.open(report_dir / ".index.lock", os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        index = read_index(report_dir)
+        index = _read_index_file(report_dir)
         runs = index["runs"]
-        entry = next((r for r in runs if r.get("run_id") == run.run_id
-                      and r.get("mode") == run.mode), None)
-        if entry is None:
-            entry = {"run_id": run.run_id, "mode": run.mode, "started_at": run.started_at,
-                     "ended_at": None, "hosts": {}}
-            if run.rollout:
-                entry["rollout"] = dict(run.rollout)
-            runs.append(entry)
-        entry["hosts"][data.get("host", path.parent.name)] = {
-            "file": str(path.relative_to(report_dir)), "result": data.get("result"),
-            "primary": data.get("primary")}
-        ends = [data.get("ended_at")] if data.get("ended_at") else []
-        entry["ended_at"] = max([entry.get("ended_at") or "", *ends]) or None
-        index["runs"] = runs[-INDEX_MAX_RUNS:]
+        for (run_id, mode), pending in waiting.items():
+            run = pending["run"]
+            entry = next((r for r in runs if r.get("run_id") == run_id
+                          and r.get("mode") == mode), None)
+            if entry is None:
+                entry = {"run_id": run_id, "mode": mode, "started_at": run.started_at,
+                         "ended_at": None, "hosts": {}}
+                if run.rollout:
+                    entry["rollout"] = dict(run.rollout)
+                runs.append(entry)
+            entry["hosts"].update(pending["hosts"])
+            ends = [pending["ended_at"]] if pending["ended_at"] else []
+            entry["ended_at"] = max([entry.get("ended_at") or "", *ends]) or None
+        runs = runs[-INDEX_MAX_RUNS:]
+        lines = sum(len(r["hosts"]) for r in runs)
+        while len(runs) > 1 and lines - len(runs[-1]["hosts"]) > INDEX_MAX_LINES:
+            lines -= len(runs.pop(0)["hosts"])
+        index["runs"] = runs
         _atomic(report_dir / INDEX, json.dumps(index, indent=1) + "\n")
+        return lines
     finally:
         os.close(lock)
 
 
 def read_index(report_dir: Path) -> dict[str, Any]:
-    """index.json, or an empty one (missing, unreadable or not ours: rebuilt from here on)."""
+    """index.json, or an empty one (missing, unreadable or not ours: rebuilt from here on),
+    with every line this process has written."""
+    try:
+        flush_index(report_dir)
+    except OSError:
+        pass  # the lines stay waiting; the writer says why at its next write
+    return _read_index_file(report_dir)
+
+
+def _read_index_file(report_dir: Path) -> dict[str, Any]:
     try:
         with open(report_dir / INDEX, encoding="utf-8") as fh:
             index = json.loads(fh.read(8 << 20))
@@ -239,6 +309,19 @@ def finish_open_reports() -> None:
                 write(run, path, data)
             except OSError as exc:
                 print(f"ollama-gpu-fix: cannot finish the report {path}: {exc}", file=sys.stderr)
+    _flush_at_exit()
+
+
+def _flush_at_exit() -> None:
+    try:
+        flush_index()
+    except OSError as exc:
+        print(f"ollama-gpu-fix: cannot write the index of the reports: {exc}", file=sys.stderr)
+
+
+# every process writes its waiting index lines at exit, whether or not it made its run with
+# current() (registered first, so it runs last: after finish_open_reports, which flushes too)
+atexit.register(_flush_at_exit)
 
 
 def load(path: Path) -> dict[str, Any] | None:

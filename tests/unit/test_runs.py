@@ -111,3 +111,49 @@ def test_a_damaged_index_is_started_again_not_trusted(tmp_path: Path):
     (tmp_path / runs.INDEX).write_text(json.dumps({"runs": [{"run_id": "x", "hosts": {
         "h": {"file": "../../../etc/shadow"}}}]}))
     assert runs.run_reports(tmp_path) == {}  # not a report: nothing read
+
+
+def test_the_index_of_a_big_run_is_rewritten_a_bounded_number_of_times(tmp_path: Path,
+                                                                       monkeypatch):
+    """Rewriting index.json at every write made a run of N hosts cost O(N^2) (bench/scale.py):
+    a process batches its lines, a small index is still rewritten at every write, and every
+    line is there for a reader in this process and, after flush_index (at exit), on disk."""
+    rewrites = []
+    atomic = runs._atomic
+
+    def counting(path: Path, text: str) -> None:
+        if path.name == runs.INDEX:
+            rewrites.append(text.count('"result"'))
+        atomic(path, text)
+
+    monkeypatch.setattr(runs, "_atomic", counting)
+    monkeypatch.setattr(runs, "INDEX_MAX_LAG", 3600.0)  # the count rule alone
+    run = _run()
+    for host in ("a", "b", "c"):
+        runs.write(run, run.path_for(tmp_path, host), {**runs.envelope(run, host), "result": "planned"})
+    assert rewrites == [1, 2, 3]  # small: at every write, as before
+    hosts = [f"h{i}" for i in range(600)]
+    for result in ("planned", "verified"):  # a fix writes each host twice
+        for host in hosts:
+            runs.write(run, run.path_for(tmp_path, host), {**runs.envelope(run, host), "result": result})
+    assert len(rewrites) < 80, len(rewrites)  # 1,203 writes; every write rewrote it before
+    assert len({run.path_for(tmp_path, h) for h in hosts}) == 600
+    listed = runs.read_index(tmp_path)["runs"][0]["hosts"]  # this process sees every line
+    assert len(listed) == 603 and {listed[h]["result"] for h in hosts} == {"verified"}
+    runs.flush_index()
+    on_disk = json.loads((tmp_path / runs.INDEX).read_text())["runs"][0]["hosts"]
+    assert on_disk == listed
+
+
+def test_an_index_of_many_big_runs_keeps_the_newest_whole_and_stays_readable(tmp_path: Path,
+                                                                           monkeypatch):
+    monkeypatch.setattr(runs, "INDEX_MAX_LINES", 25)
+    for n in range(4):
+        run = _run(run_id=f"20261207T10150{n}Z-abcdef")
+        for i in range(10 if n < 3 else 40):
+            runs.write(run, run.path_for(tmp_path, f"h{i}"),
+                       {**runs.envelope(run, f"h{i}"), "result": "diagnosed"})
+        runs.flush_index()
+    kept = runs.read_index(tmp_path)["runs"]
+    # the newest run whole (40 lines), then older runs while their lines fit the 25 beyond it
+    assert [len(r["hosts"]) for r in kept] == [10, 10, 40]
