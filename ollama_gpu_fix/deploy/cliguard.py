@@ -38,6 +38,7 @@ def _on_interrupt(signum: int, frame: Any) -> None:  # noqa: ANN401 - a frame
     try:
         runs.finish_open_reports()
         fleet_summary()
+        runs.flush_index()  # os._exit skips atexit: the index lines still waiting go now
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
