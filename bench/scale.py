@@ -358,6 +358,15 @@ def _answers(addr: str) -> bool:
         return False
 
 
+def _open_fds(launcher: int) -> int:
+    """Open file descriptors of the launcher's child (pyinfra), 0 when it is not there."""
+    try:
+        children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
+        return max((len(os.listdir(f"/proc/{c}/fd")) for c in children), default=0)
+    except OSError:
+        return 0
+
+
 def _reaped_cpu(pid: int) -> float:
     """CPU seconds of PID's children it has waited for (/proc/PID/stat cutime + cstime)."""
     try:
@@ -385,6 +394,7 @@ class Sample:
     wall: float
     cpu: float
     rss_mib: float
+    fds: int
     rc: int
     execs: list[int]
     sftp: list[int]
@@ -437,8 +447,13 @@ def measure(fleet: Fleet, deploy: str, count: int, parallel: int | None = None,
         proc = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(usage), *cmd],
                                 cwd=code, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        fds = 0  # the most file descriptors pyinfra held at once (sampled 5 times a second)
         try:
-            proc.wait(timeout)
+            while proc.poll() is None:
+                fds = max(fds, _open_fds(proc.pid))
+                if time.monotonic() - t0 > timeout:
+                    raise subprocess.TimeoutExpired(cmd, timeout)
+                time.sleep(0.2)
         except BaseException:  # past the timeout, or the bench is interrupted: end that run
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -467,7 +482,7 @@ def measure(fleet: Fleet, deploy: str, count: int, parallel: int | None = None,
         log(f"index of {report_dir}: {exc}")
     label = "this" if code == REPO else code.name.removeprefix(f"{PREFIX}-bench-")
     sample = Sample(deploy, count, str(parallel or "default"), history, latency, label, wall,
-                    ru["cpu"], ru["maxrss_kib"] / 1024, ru["rc"],
+                    ru["cpu"], ru["maxrss_kib"] / 1024, fds, ru["rc"],
                     [int(d[0]) for d in diff.values()], [int(d[1]) for d in diff.values()],
                     [int(d[2]) for d in diff.values()], sum(d[3] for d in diff.values()),
                     results, indexed)
@@ -496,7 +511,7 @@ def _median(samples: list[Sample]) -> Sample:
 
 def table(samples: list[Sample]) -> str:
     rows = ["code    deploy    N    parallel  history  latency  wall s  ctl CPU s  ctl RSS MiB"
-            "  exec/host  sftp/host  logins/host  hosts' CPU s  rc  indexed  results"]
+            "  ctl fds  exec/host  sftp/host  logins/host  hosts' CPU s  rc  indexed  results"]
     for s in samples:
         ex = f"{min(s.execs)}-{max(s.execs)}" if min(s.execs) != max(s.execs) else f"{s.execs[0]}"
         sf = f"{min(s.sftp)}-{max(s.sftp)}" if min(s.sftp) != max(s.sftp) else f"{s.sftp[0]}"
@@ -504,7 +519,8 @@ def table(samples: list[Sample]) -> str:
             else f"{s.logins[0]}"
         res = ", ".join(f"{v} {k}" for k, v in sorted(s.results.items()))
         rows.append(f"{s.code:<7} {s.deploy:<9} {s.hosts:<4} {s.parallel:<9} {s.history:>7}"
-                    f" {s.latency:>7.1f}s {s.wall:>6.1f} {s.cpu:>10.2f} {s.rss_mib:>12.0f} {ex:>10} {sf:>10}"
+                    f" {s.latency:>7.1f}s {s.wall:>6.1f} {s.cpu:>10.2f} {s.rss_mib:>12.0f}"
+                    f" {s.fds:>8} {ex:>10} {sf:>10}"
                     f" {lg:>12} {s.host_cpu:>13.1f} {s.rc:>3} {s.indexed:>8}  {res}")
     return "\n".join(rows)
 
