@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from ollama_gpu_fix import runs
-from ollama_gpu_fix.fleet import OUTCOME_ORDER, counts
+from ollama_gpu_fix.fleet import OUTCOME_ORDER, counts, rows, text_table
 
 # a badge colour per result: what needs a person stands out
 TONE = {"failed": "bad", "rolled back": "bad", "interrupted": "bad", "refused": "warn",
@@ -70,3 +71,18 @@ def write(path: Path, html: str, report_dir: Path | None = None) -> None:
     """Write the page atomically and 0600 (it quotes host logs), in a directory that is the
     user's own (ollama_gpu_fix.runs.write_text): below REPORT_DIR, or where the user asked."""
     runs.write_text(path, html, report_dir)
+
+
+def publish(report_dir: Path, run_id: str, mode: str, hosts: list[str], page: Path,
+            title: str, log: Callable[[str], None], heading: str = "") -> None:
+    """After a run over several hosts (a plain pyinfra run, a rollout): its table across the
+    hosts, logged after HEADING, and its page, written to PAGE beside its reports."""
+    found = runs.run_reports(report_dir, run_id=run_id)
+    table = rows({h: found.get(h) for h in hosts})
+    log(heading + text_table(table))
+    try:
+        write(page, render(table, title, {"run_id": run_id, "mode": mode, "time": runs.now()}),
+              report_dir)
+        log(f"--> fleet page: {page}")
+    except OSError as exc:
+        log(f"--> cannot write the fleet page {page}: {exc}")

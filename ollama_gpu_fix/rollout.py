@@ -251,19 +251,10 @@ def run(inventory_spec: str, canary: str = "1", wave_size: str = "25%", max_fail
 
 
 def _summary(reports: Path, rollout_id: str, hosts: list[str], log: Any) -> None:  # noqa: ANN401
-    found = runs.run_reports(reports, run_id=rollout_id)
-    table = fleet.rows({h: found.get(h) for h in hosts})
-    log("\n" + fleet.text_table(table))
-    page = page_path(reports, rollout_id)
-    try:
-        from ollama_gpu_fix import fleetpage
+    from ollama_gpu_fix import fleetpage
 
-        fleetpage.write(page, fleetpage.render(table, f"Rollout {rollout_id}",
-                                               {"run_id": rollout_id, "mode": "rollout",
-                                                "time": runs.now()}), reports)
-        log(f"--> fleet page: {page}")
-    except OSError as exc:
-        log(f"--> cannot write the fleet page {page}: {exc}")
+    fleetpage.publish(reports, rollout_id, "rollout", hosts, page_path(reports, rollout_id),
+                      f"Rollout {rollout_id}", log, heading="\n")
 
 
 def page_path(reports: Path, run_id: str) -> Path:

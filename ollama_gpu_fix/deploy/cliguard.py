@@ -97,15 +97,10 @@ def fleet_summary() -> None:
             hosts = [h for d, h in run.files if Path(d) == report_dir]
             if len(hosts) < 2:
                 continue
-            from ollama_gpu_fix import fleet, fleetpage
-            found = runs.run_reports(report_dir, run_id=run.run_id)
-            table = fleet.rows({h: found.get(h) for h in hosts})
-            page = report_dir / "pages" / f"{run.run_id}-{run.mode}.html"
-            print("\n--> Fleet summary:\n" + fleet.text_table(table), file=sys.stderr)
-            try:
-                fleetpage.write(page, fleetpage.render(
-                    table, f"{run.mode} {run.run_id}",
-                    {"run_id": run.run_id, "mode": run.mode, "time": runs.now()}), report_dir)
-                print(f"--> fleet page: {page}", file=sys.stderr)
-            except OSError as exc:
-                print(f"--> cannot write the fleet page {page}: {exc}", file=sys.stderr)
+            from ollama_gpu_fix import fleetpage
+
+            fleetpage.publish(report_dir, run.run_id, run.mode, hosts,
+                              report_dir / "pages" / f"{run.run_id}-{run.mode}.html",
+                              f"{run.mode} {run.run_id}",
+                              lambda line: print(line, file=sys.stderr),
+                              heading="\n--> Fleet summary:\n")
